@@ -1,0 +1,255 @@
+"""
+## What it does
+In a scheduler-like class (one with a `step`, `step_*` or `get_lr` method, or a subclass of
+a torch LR scheduler), flags a step method that assigns an integer literal to a counter
+attribute that `__init__` initialised to an integer, such as `self.iters = 1`.
+
+## Why is this bad?
+The counter is meant to advance on every call (`self.iters += 1`). Assigning a constant
+pins it: every `step()` computes the learning rate for the same iteration, so the schedule
+never moves (or, if the formula also feeds the LR back into itself, decays for the wrong
+reason). Nothing crashes and the loss still goes down, which is why this survives review.
+
+## Example
+```python
+class WarmRestarts:
+    def __init__(self, optimizer):
+        self.iters = -1
+
+    def step(self):
+        self.iters = 1
+        return self.base_lr * cosine(self.iters)
+```
+
+## Use instead
+```python
+class WarmRestarts:
+    def __init__(self, optimizer):
+        self.iters = -1
+
+    def step(self):
+        self.iters += 1
+        return self.base_lr * cosine(self.iters)
+```
+
+## Fix safety
+Unsafe. `self.iters = 1` becomes `self.iters += 1`, which changes every learning rate the
+scheduler produces after the first call. That is the point of the fix, but a checkpoint
+that stored the old counter will resume at a different point.
+
+## Known false positives
+Resets are allowed when guarded by an `if` whose test reads the counter (a cycle restart
+such as `if self.iters >= self.period: self.iters = 0`), and assignments in `__init__`,
+`reset`-style methods or from a parameter are never flagged. A step method that resets a
+counter unconditionally on purpose (for example one that counts calls since the last
+`step` of another method) is flagged; suppress it with `# trainlint: ignore[TL001]`.
+"""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from trainlint.rule import Applicability, Invalid, Rule, Valid
+from trainlint.rules._analysis import (
+    attribute_writes,
+    int_literal,
+    is_scheduler_like,
+    is_step_method,
+    methods,
+    reads_attribute,
+)
+
+
+class SchedulerCounterReset(Rule):
+    __doc__ = __doc__
+    code = "TL001"
+    name = "scheduler-counter-reset"
+    message = "`self.{attr}` is reset to {value} on every `{method}()` call, so it never advances"
+    fix_applicability = Applicability.UNSAFE
+    triggers = ("def step", "def get_lr", "lr_scheduler", "LRScheduler")
+
+    VALID = [
+        Valid(
+            """
+            class Sched:
+                def __init__(self):
+                    self.iters = -1
+                def step(self, external_iter=None):
+                    self.iters += 1
+                    if external_iter is not None:
+                        self.iters = external_iter
+            """
+        ),
+        Valid(
+            """
+            class Sched:
+                def __init__(self, period):
+                    self.iters = 0
+                    self.period = period
+                def step(self):
+                    self.iters += 1
+                    if self.iters >= self.period:
+                        self.iters = 0
+            """
+        ),
+        Valid(
+            """
+            class Sched:
+                def __init__(self):
+                    self.iters = 0
+                def reset(self):
+                    self.iters = 0
+                def step(self):
+                    self.iters += 1
+            """
+        ),
+        # not scheduler-like: no step/get_lr method
+        Valid(
+            """
+            class Meter:
+                def __init__(self):
+                    self.count = 0
+                def update(self):
+                    self.count = 1
+            """
+        ),
+        # the attribute is not an integer counter
+        Valid(
+            """
+            class Sched:
+                def __init__(self):
+                    self.mode = "cos"
+                def step(self):
+                    self.mode = 1
+            """
+        ),
+    ]
+    INVALID = [
+        Invalid(
+            """
+            class CosineAnnealingWarmbootingLR:
+                def __init__(self, base_lr=0.00001):
+                    self.iters = -1
+                    self.iters_batch = -1
+                def step(self, external_iter=None):
+                    self.iters = 1  # current iteration
+                    if external_iter is not None:
+                        self.iters = external_iter
+                    return self.base_lr
+                def step_batch(self):
+                    self.iters_batch = 1
+                    return self.base_lr
+            """,
+            fixed="""
+            class CosineAnnealingWarmbootingLR:
+                def __init__(self, base_lr=0.00001):
+                    self.iters = -1
+                    self.iters_batch = -1
+                def step(self, external_iter=None):
+                    self.iters += 1  # current iteration
+                    if external_iter is not None:
+                        self.iters = external_iter
+                    return self.base_lr
+                def step_batch(self):
+                    self.iters_batch += 1
+                    return self.base_lr
+            """,
+            line=6,
+            count=2,
+        ),
+        Invalid(
+            """
+            import torch as T
+            class Warm(T.optim.lr_scheduler.LRScheduler):
+                def __init__(self, optimizer):
+                    self.n = 0
+                    super().__init__(optimizer)
+                def get_lr(self):
+                    if self.last_epoch > 3:
+                        self.n = 0
+                    return [0.1 for _ in self.base_lrs]
+            """,
+            fixed="""
+            import torch as T
+            class Warm(T.optim.lr_scheduler.LRScheduler):
+                def __init__(self, optimizer):
+                    self.n = 0
+                    super().__init__(optimizer)
+                def get_lr(self):
+                    if self.last_epoch > 3:
+                        self.n += 1
+                    return [0.1 for _ in self.base_lrs]
+            """,
+            line=8,
+        ),
+    ]
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        if not is_scheduler_like(node, self.context.imports, self.context.module):
+            return
+        writes = attribute_writes(node)
+        counters = {
+            attr
+            for attr, ws in writes.items()
+            if any(w.method == "__init__" and int_literal(w.value) is not None for w in ws)
+        }
+        step_methods = {name: f for name, f in methods(node).items() if is_step_method(name)}
+        for attr in sorted(counters):
+            for write in writes[attr]:
+                if write.method not in step_methods or write.augmented:
+                    continue
+                value = int_literal(write.value)
+                statement = write.statement
+                if value is None or not isinstance(statement, cst.Assign) or len(statement.targets) != 1:
+                    continue
+                if _guarded_by_test_of(step_methods[write.method], write.statement, attr):
+                    continue
+                self.report(
+                    write.statement,
+                    self.message.format(attr=attr, value=value, method=write.method),
+                    fix=self.make_fix(
+                        f"Advance the counter: `self.{attr} += 1`",
+                        (
+                            write.statement,
+                            cst.AugAssign(
+                                target=write.target,
+                                operator=cst.AddAssign(),
+                                value=cst.Integer("1"),
+                            ),
+                        ),
+                    ),
+                    help=f"write `self.{attr} += 1` so the schedule moves forward",
+                )
+
+
+def _guarded_by_test_of(func: cst.FunctionDef, stmt: cst.CSTNode, attr: str) -> bool:
+    """Whether stmt sits inside an `if`/`while`/conditional whose test reads `self.<attr>`."""
+    finder = _GuardFinder(stmt, attr)
+    func.visit(finder)
+    return finder.guarded
+
+
+class _GuardFinder(cst.CSTVisitor):
+    def __init__(self, target: cst.CSTNode, attr: str) -> None:
+        self.target = target
+        self.attr = attr
+        self.tests: list[cst.BaseExpression] = []
+        self.guarded = False
+
+    def visit_If(self, node: cst.If) -> None:
+        self.tests.append(node.test)
+
+    def leave_If(self, node: cst.If) -> None:
+        self.tests.pop()
+
+    def visit_While(self, node: cst.While) -> None:
+        self.tests.append(node.test)
+
+    def leave_While(self, node: cst.While) -> None:
+        self.tests.pop()
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        if node is self.target:
+            self.guarded = any(reads_attribute(t, self.attr) for t in self.tests)
+            return False
+        return super().on_visit(node)

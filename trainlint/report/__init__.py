@@ -1,0 +1,1 @@
+"""Renderers: the same diagnostics in each output format."""

@@ -1,0 +1,129 @@
+"""The contract between the engine and the rules: Rule, Fix, reports and examples."""
+
+from __future__ import annotations
+
+import enum
+import inspect
+import re
+import textwrap
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar, Sequence, Union
+
+import libcst as cst
+
+if TYPE_CHECKING:
+    from trainlint.context import Context
+
+
+class Applicability(str, enum.Enum):
+    SAFE = "safe"
+    UNSAFE = "unsafe"
+
+
+Replacement = Union[cst.CSTNode, cst.RemovalSentinel, cst.FlattenSentinel]
+
+
+@dataclass(frozen=True)
+class Fix:
+    """Replacements of nodes of the linted tree, applied together or not at all."""
+
+    message: str
+    applicability: Applicability
+    edits: tuple[tuple[cst.CSTNode, Replacement], ...]
+
+
+@dataclass(frozen=True)
+class Report:
+    """What a rule says about one node; the engine turns it into a located Diagnostic."""
+
+    code: str
+    name: str
+    message: str
+    node: cst.CSTNode
+    fix: Fix | None = None
+    help: str | None = None
+
+
+@dataclass(frozen=True)
+class Valid:
+    code: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "code", _dedent(self.code))
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """A program the rule must flag; `line` pins the first report, `fixed` the result of all fixes."""
+
+    code: str
+    fixed: str | None = None
+    line: int | None = None
+    count: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "code", _dedent(self.code))
+        if self.fixed is not None:
+            object.__setattr__(self, "fixed", _dedent(self.fixed))
+
+
+def _dedent(text: str) -> str:
+    return textwrap.dedent(text).lstrip("\n")
+
+
+class Rule:
+    """Base class of every rule.
+
+    A rule visits the shared tree through `visit_<Node>` / `leave_<Node>` methods, exactly
+    like a `libcst.CSTVisitor`, and calls `self.report(...)`. It knows nothing about files,
+    configuration or output.
+    """
+
+    code: ClassVar[str]
+    name: ClassVar[str]
+    message: ClassVar[str]
+    fix_applicability: ClassVar[Applicability | None] = None
+    # Necessary condition on the raw text: the rule runs only on files containing one of
+    # these substrings (or matching the pattern). Empty means "always".
+    triggers: ClassVar[tuple[str, ...]] = ()
+    trigger_pattern: ClassVar[re.Pattern[str] | None] = None
+    default_enabled: ClassVar[bool] = True
+    VALID: ClassVar[Sequence[Valid]] = ()
+    INVALID: ClassVar[Sequence[Invalid]] = ()
+
+    def __init__(self, context: Context) -> None:
+        self.context = context
+        self.reports: list[Report] = []
+
+    def report(
+        self,
+        node: cst.CSTNode,
+        message: str | None = None,
+        *,
+        fix: Fix | None = None,
+        help: str | None = None,
+    ) -> None:
+        self.reports.append(
+            Report(self.code, self.name, message or self.message, node, fix, help)
+        )
+
+    def make_fix(self, message: str, *edits: tuple[cst.CSTNode, Replacement]) -> Fix:
+        assert self.fix_applicability is not None, f"{self.code} declares no fix"
+        return Fix(message, self.fix_applicability, tuple(edits))
+
+    @classmethod
+    def may_apply(cls, text: str) -> bool:
+        if cls.trigger_pattern is not None:
+            return cls.trigger_pattern.search(text) is not None
+        return not cls.triggers or any(t in text for t in cls.triggers)
+
+    @classmethod
+    def documentation(cls) -> str:
+        return inspect.cleandoc(cls.__doc__ or "")
+
+    @classmethod
+    def summary(cls) -> str:
+        """First paragraph of the docstring's 'What it does' section."""
+        doc = cls.documentation()
+        m = re.search(r"## What it does\n(.+?)(\n\n|$)", doc, re.S)
+        return " ".join((m.group(1) if m else doc.split("\n\n")[0]).split())
