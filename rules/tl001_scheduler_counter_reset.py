@@ -38,11 +38,13 @@ scheduler produces after the first call. That is the point of the fix, but a che
 that stored the old counter will resume at a different point.
 
 ## Known false positives
-Resets are allowed when guarded by an `if` whose test reads the counter (a cycle restart
-such as `if self.iters >= self.period: self.iters = 0`), and assignments in `__init__`,
-`reset`-style methods or from a parameter are never flagged. A step method that resets a
-counter unconditionally on purpose (for example one that counts calls since the last
-`step` of another method) is flagged; suppress it with `# trainlint: ignore[TL001]`.
+Only unconditional resets are flagged: an assignment directly in the step method's body,
+not inside an `if`, loop, `with` or `try`. So cycle restarts (`if self.iters >= self.period:
+self.iters = 0`) and plateau bookkeeping (`num_bad_epochs = 0` when the metric improved) are
+never flagged, and neither are assignments in `__init__`, `reset`-style methods, from a
+parameter, or a reset that the same method then advances (a per-call count). The price is
+that a constant reset hidden inside a branch is missed. A step method that resets a
+counter unconditionally on purpose is flagged; suppress it with `# trainlint: ignore[TL001]`.
 """
 
 from __future__ import annotations
@@ -51,12 +53,13 @@ import libcst as cst
 
 from trainlint.rule import Applicability, Invalid, Rule, Valid
 from trainlint.rules._analysis import (
+    advances,
     attribute_writes,
+    body_statements,
     int_literal,
     is_scheduler_like,
     is_step_method,
     methods,
-    reads_attribute,
 )
 
 
@@ -101,6 +104,32 @@ class SchedulerCounterReset(Rule):
                     self.iters = 0
                 def step(self):
                     self.iters += 1
+            """
+        ),
+        # ReduceLROnPlateau-style bookkeeping: resets under conditions on other state
+        Valid(
+            """
+            class Plateau:
+                def __init__(self):
+                    self.num_bad_epochs = 0
+                def step(self, metric):
+                    if metric < self.best:
+                        self.best = metric
+                        self.num_bad_epochs = 0
+                    else:
+                        self.num_bad_epochs += 1
+            """
+        ),
+        # a per-call count: reset, then advanced in the same method
+        Valid(
+            """
+            class Sched:
+                def __init__(self):
+                    self.seen = 0
+                def step(self, groups):
+                    self.seen = 0
+                    for g in groups:
+                        self.seen += 1
             """
         ),
         # not scheduler-like: no step/get_lr method
@@ -165,9 +194,8 @@ class SchedulerCounterReset(Rule):
                     self.n = 0
                     super().__init__(optimizer)
                 def get_lr(self):
-                    if self.last_epoch > 3:
-                        self.n = 0
-                    return [0.1 for _ in self.base_lrs]
+                    self.n = 0
+                    return [0.1 * self.n for _ in self.base_lrs]
             """,
             fixed="""
             import torch as T
@@ -176,11 +204,10 @@ class SchedulerCounterReset(Rule):
                     self.n = 0
                     super().__init__(optimizer)
                 def get_lr(self):
-                    if self.last_epoch > 3:
-                        self.n += 1
-                    return [0.1 for _ in self.base_lrs]
+                    self.n += 1
+                    return [0.1 * self.n for _ in self.base_lrs]
             """,
-            line=8,
+            line=7,
         ),
     ]
 
@@ -202,7 +229,8 @@ class SchedulerCounterReset(Rule):
                 statement = write.statement
                 if value is None or not isinstance(statement, cst.Assign) or len(statement.targets) != 1:
                     continue
-                if _guarded_by_test_of(step_methods[write.method], write.statement, attr):
+                method = step_methods[write.method]
+                if not _top_level(method, statement) or _advanced_in(method, attr, writes):
                     continue
                 self.report(
                     write.statement,
@@ -219,37 +247,17 @@ class SchedulerCounterReset(Rule):
                         ),
                     ),
                     help=f"write `self.{attr} += 1` so the schedule moves forward",
+                    data={"attribute": attr, "method": write.method},
                 )
 
 
-def _guarded_by_test_of(func: cst.FunctionDef, stmt: cst.CSTNode, attr: str) -> bool:
-    """Whether stmt sits inside an `if`/`while`/conditional whose test reads `self.<attr>`."""
-    finder = _GuardFinder(stmt, attr)
-    func.visit(finder)
-    return finder.guarded
+def _top_level(method: cst.FunctionDef, small: cst.BaseSmallStatement) -> bool:
+    """Whether the statement runs unconditionally: directly in the method's body."""
+    return any(
+        isinstance(line, cst.SimpleStatementLine) and small in line.body
+        for line in body_statements(method)
+    )
 
 
-class _GuardFinder(cst.CSTVisitor):
-    def __init__(self, target: cst.CSTNode, attr: str) -> None:
-        self.target = target
-        self.attr = attr
-        self.tests: list[cst.BaseExpression] = []
-        self.guarded = False
-
-    def visit_If(self, node: cst.If) -> None:
-        self.tests.append(node.test)
-
-    def leave_If(self, node: cst.If) -> None:
-        self.tests.pop()
-
-    def visit_While(self, node: cst.While) -> None:
-        self.tests.append(node.test)
-
-    def leave_While(self, node: cst.While) -> None:
-        self.tests.pop()
-
-    def on_visit(self, node: cst.CSTNode) -> bool:
-        if node is self.target:
-            self.guarded = any(reads_attribute(t, self.attr) for t in self.tests)
-            return False
-        return super().on_visit(node)
+def _advanced_in(method: cst.FunctionDef, attr: str, writes) -> bool:
+    return any(w.method == method.name.value and advances(w) for w in writes[attr])

@@ -54,15 +54,24 @@ def main() -> None:
 @click.option("--statistics", is_flag=True, help="Print the number of diagnostics per rule.")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when diagnostics remain.")
 @click.option("--config", type=click.Path(path_type=Path), help="Read settings from this TOML file.")
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="With --fix/--diff: apply unsafe fixes only where `trainlint verify` confirms them "
+    "(executes the project's schedulers and losses).",
+)
 def check(paths, fix, unsafe_fixes, diff, select, ignore, extend_select, output_format,
-          statistics, exit_zero, config) -> None:
+          statistics, exit_zero, config, verify) -> None:
     """Lint PATHS (files or directories; default: the current directory)."""
     from trainlint.report import json as json_report
     from trainlint.report import text as text_report
 
     paths = list(paths) or [Path(".")]
+    if verify and not (fix or diff):
+        raise click.UsageError("--verify decides which fixes to apply: use it with --fix or --diff")
     try:
         settings = resolve(config, paths)
+        verify_settings = _verify_settings(settings, "auto") if verify else None
         runner = Runner(
             settings,
             Options(
@@ -73,6 +82,8 @@ def check(paths, fix, unsafe_fixes, diff, select, ignore, extend_select, output_
                 unsafe_fixes=unsafe_fixes,
                 diff=diff,
                 want_edits=output_format == "json",
+                verify=verify,
+                verify_settings=verify_settings,
             ),
         )
     except (ConfigError, SelectorError) as exc:
@@ -118,3 +129,100 @@ def rule(code: str | None, show_all: bool) -> None:
         pages.append(f"# {r.code} {r.name}\n\nFix: {fix}. Enabled by default: "
                      f"{'yes' if r.default_enabled else 'no'}.\n\n{r.documentation()}\n")
     click.echo("\n".join(pages), nl=False)
+
+
+def _verify_settings(settings, device: str, timeout: float | None = None):
+    """Harness settings from [tool.trainlint.verify] and the command line; needs torch."""
+    from trainlint.harness.verify import Settings as VerifySettings
+
+    try:
+        import torch
+    except ImportError:
+        raise ConfigError(
+            "verification runs code with torch, which is not installed: "
+            "pip install 'trainlint[verify]'"
+        ) from None
+    has_cuda = torch.cuda.is_available()
+    if device == "cuda" and not has_cuda:
+        raise ConfigError("--device cuda: no CUDA device is available")
+    devices = {"cpu": ["cpu"], "cuda": ["cuda"], "auto": ["cpu", "cuda"] if has_cuda else ["cpu"]}
+    table = dict(settings.verify)
+    where = f"{settings.source}: [tool.trainlint.verify]"
+    cfg_timeout = table.pop("timeout", None)
+    memory = table.pop("memory-mb", None)
+    for key, value in [("timeout", cfg_timeout), ("memory-mb", memory)]:
+        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0):
+            raise ConfigError(f"{where}: {key!r} must be a positive number, got {value!r}")
+    targets = {}
+    for name, spec in table.items():
+        if not isinstance(spec, dict) or set(spec) - {"kwargs", "steps", "num_classes"}:
+            raise ConfigError(
+                f"{where}: {name!r} must be a table with keys kwargs, steps, num_classes "
+                "(per scheduler or loss class), or one of timeout, memory-mb"
+            )
+        targets[name] = spec
+    result = VerifySettings(devices=devices[device], targets=targets)
+    if timeout or cfg_timeout:
+        result.timeout = float(timeout or cfg_timeout)
+    if memory:
+        result.memory_mb = int(memory)
+    return result
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="Where loss probes run; auto = CPU, and CUDA too when present.")
+@click.option("--output-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--plot", "plot_dir", type=click.Path(path_type=Path),
+              help="Write one PNG per scheduler (original vs fixed LR) into this directory.")
+@click.option("--timeout", type=float, help="Seconds each probe may run (default 60).")
+@click.option("--select", help="Comma-separated rule codes or prefixes whose fixes to verify.")
+@click.option("--ignore", help="Comma-separated rule codes or prefixes to leave out.")
+@click.option("--config", type=click.Path(path_type=Path), help="Read settings from this TOML file.")
+def verify(paths, device, output_format, plot_dir, timeout, select, ignore, config) -> None:
+    """Run each proposed fix to schedulers and losses in PATHS and report whether it is confirmed.
+
+    This EXECUTES the classes it probes (in a subprocess with a timeout and a memory cap),
+    never the module's top level.
+    """
+    from trainlint.harness import report
+    from trainlint.harness.verify import verify_file
+
+    paths = list(paths) or [Path(".")]
+    try:
+        settings = resolve(config, paths)
+        vsettings = _verify_settings(settings, device, timeout)
+        runner = Runner(settings, Options(select=_codes(select), ignore=_codes(ignore) or []))
+    except (ConfigError, SelectorError) as exc:
+        click.echo(f"trainlint: error: {exc}", err=True)
+        sys.exit(EXIT_ERROR)
+    from trainlint.discover import Discovery
+    from trainlint.runner import display_path
+
+    discovery = Discovery(settings.root, settings.exclude)
+    files = discovery.files(paths)
+    if discovery.missing:
+        click.echo(f"trainlint: error: {discovery.missing[0]}: no such file or directory", err=True)
+        sys.exit(EXIT_ERROR)
+    progress = (lambda msg: click.echo(f"\r\033[K{msg}", err=True, nl=False)) if sys.stderr.isatty() else (lambda msg: None)
+    verdicts = []
+    for path in files:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            click.echo(f"trainlint: error: {path}: cannot read: {exc.strerror}", err=True)
+            sys.exit(EXIT_ERROR)
+        verdicts += verify_file(display_path(path), data, runner.rules_for(path), vsettings, progress)
+    if sys.stderr.isatty():
+        click.echo("\r\033[K", err=True, nl=False)
+    click.echo(report.as_json(verdicts) if output_format == "json" else report.text(verdicts), nl=False)
+    if plot_dir is not None:
+        try:
+            written = report.plot(verdicts, plot_dir)
+        except ImportError:
+            click.echo("trainlint: error: --plot needs matplotlib: pip install matplotlib", err=True)
+            sys.exit(EXIT_ERROR)
+        for p in written:
+            click.echo(f"wrote {p}", err=True)
+    sys.exit(EXIT_DIAGNOSTICS if any(v.verdict == "refuted" for v in verdicts) else EXIT_CLEAN)

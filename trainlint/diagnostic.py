@@ -31,6 +31,7 @@ class Diagnostic:
     fix: Fix | None = None
     help: str | None = None
     edits: list[Edit] = field(default_factory=list)
+    data: dict | None = None
 
     @property
     def sort_key(self) -> tuple:

@@ -188,6 +188,7 @@ def _locate(
             span.end.column + 1,
             report.fix,
             report.help,
+            data=report.data,
         )
         if want_edits and report.fix is not None:
             diagnostic.edits = fix_edits(module, report.fix)
@@ -289,14 +290,23 @@ class FixResult:
     remaining: LintResult
 
 
-def fix(path: str, data: bytes, rules: Sequence[type[Rule]], unsafe: bool) -> FixResult:
-    """Lint and fix until nothing more changes (bounded); never returns unparsable code."""
+def fix(
+    path: str,
+    data: bytes,
+    rules: Sequence[type[Rule]],
+    unsafe: bool,
+    accept: Callable[[Diagnostic], bool] = lambda d: True,
+) -> FixResult:
+    """Lint and fix until nothing more changes (bounded); never returns unparsable code.
+
+    `accept` picks which fixable diagnostics to apply (the harness leaves some out).
+    """
     applied: list[Diagnostic] = []
     result = lint(path, data, rules)
     for _ in range(MAX_FIX_ROUNDS):
         if result.module is None:
             break
-        chosen = [d for d in result.diagnostics if d.fixable(unsafe)]
+        chosen = [d for d in result.diagnostics if d.fixable(unsafe) and accept(d)]
         if not chosen:
             break
         fixed_module, done = apply_fixes(result.module, [d.fix for d in chosen])

@@ -42,6 +42,8 @@ class Report:
     node: cst.CSTNode
     fix: Fix | None = None
     help: str | None = None
+    # Machine-readable details (e.g. the counter attribute) for the runtime harness.
+    data: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -102,9 +104,10 @@ class Rule:
         *,
         fix: Fix | None = None,
         help: str | None = None,
+        data: dict | None = None,
     ) -> None:
         self.reports.append(
-            Report(self.code, self.name, message or self.message, node, fix, help)
+            Report(self.code, self.name, message or self.message, node, fix, help, data)
         )
 
     def make_fix(self, message: str, *edits: tuple[cst.CSTNode, Replacement]) -> Fix:

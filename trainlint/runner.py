@@ -15,7 +15,7 @@ from trainlint.config import Settings
 from trainlint.diagnostic import Diagnostic, internal
 from trainlint.discover import Discovery
 from trainlint.registry import matching, select
-from trainlint.rule import Rule
+from trainlint.rule import Applicability, Rule
 
 
 @dataclass
@@ -27,6 +27,8 @@ class Options:
     unsafe_fixes: bool | None = None
     diff: bool = False
     want_edits: bool = False
+    verify: bool = False  # apply unsafe fixes only where the runtime harness confirms them
+    verify_settings: object = None
 
 
 @dataclass
@@ -111,7 +113,10 @@ class Runner:
         if not (self.options.fix or self.options.diff):
             result = engine.lint(shown, data, rules, want_edits=self.options.want_edits)
             return FileOutcome(shown, result.diagnostics)
-        fixed = engine.fix(shown, data, rules, self.unsafe)
+        if self.options.verify:
+            fixed = self._fix_verified(shown, data, rules)
+        else:
+            fixed = engine.fix(shown, data, rules, self.unsafe)
         outcome = FileOutcome(shown, fixed.remaining.diagnostics, fixed.applied)
         if fixed.data == data:
             return outcome
@@ -126,6 +131,18 @@ class Runner:
             outcome.diagnostics.append(internal(shown, problem))
             outcome.fixed = []
         return outcome
+
+
+    def _fix_verified(self, shown: str, data: bytes, rules) -> engine.FixResult:
+        from trainlint.harness.verify import fix_key, verify_file
+
+        verdicts = verify_file(shown, data, rules, self.options.verify_settings)
+        confirmed = {(v.code, v.message) for v in verdicts if v.verdict == "confirmed"}
+
+        def accept(d: Diagnostic) -> bool:
+            return d.fix.applicability is Applicability.SAFE or fix_key(d) in confirmed
+
+        return engine.fix(shown, data, rules, unsafe=True, accept=accept)
 
 
 def _unified_diff(shown: str, before: bytes, after: bytes) -> str:

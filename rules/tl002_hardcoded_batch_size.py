@@ -1,0 +1,1054 @@
+"""
+## What it does
+Flags a `.view(...)`, `.reshape(...)` or `torch.reshape(x, ...)` whose leading dimension
+is the batch size written in by hand instead of taken from the tensor:
+
+- an integer literal greater than 1 (with no `-1` among the other dimensions), when the
+  reshaped tensor is computed from the arguments of a `forward`, loss or step function, or
+  when the literal equals a batch size configured in the same module (`BATCH_SIZE = 16`,
+  `batch_size=16` as a parameter default, a `DataLoader` keyword or an argparse default);
+- a batch-size-named value that does not come from the tensor: a module constant or global
+  (`BATCH_SIZE`, `BSIZE`, `batch_size`), a config attribute (`args.batch_size`,
+  `cfg.TRAIN.BATCH_SIZE`, `self.batch_size` set in `__init__`), or a local copied from one.
+
+Inside `forward`, the same batch-size values used as a dimension of a tensor factory
+(`torch.zeros(self.batch_size, ...)`, `torch.randn`, `x.new_zeros`...) are flagged too.
+
+## Why is this bad?
+The batch size of the tensor that reaches the model is not always the configured one: the
+last batch of an epoch is smaller unless the loader drops it, `DataParallel` hands each
+replica a slice of the batch, and evaluation often runs with another batch size. A shape
+that spells the batch size out works for every full batch and then crashes at the end of
+the first epoch (`shape '[16, 1]' is invalid for input of size 10`), or, when the other
+dimensions absorb the difference, silently mixes samples.
+
+## Example
+```python
+BATCH_SIZE = 16
+
+class LDAMLoss(nn.Module):
+    def forward(self, x, target):
+        batch_m = torch.matmul(self.m_list[None, :], index_float.transpose(1, 0))
+        batch_m = batch_m.view((16, 1))
+        return F.cross_entropy(x - batch_m, target)
+```
+
+## Use instead
+```python
+class LDAMLoss(nn.Module):
+    def forward(self, x, target):
+        batch_m = torch.matmul(self.m_list[None, :], index_float.transpose(1, 0))
+        batch_m = batch_m.view((-1, 1))
+        return F.cross_entropy(x - batch_m, target)
+```
+
+## Fix safety
+The leading value becomes `-1` when no other dimension is `-1`. That is safe, identical on
+every input the original accepted, when every other dimension is a positive integer
+literal (`view(16, 1)`, `view(BATCH_SIZE, 3, 32, 32)`, `view(16)`): the product of the
+literal dimensions is fixed, so `-1` resolves to exactly the value that was written. When
+another dimension is an expression the fix is marked unsafe, since that expression could be
+`0` or `-1` at run time, where the original runs and the fixed shape raises.
+
+When another dimension already is `-1`, the leading value becomes `<tensor>.size(0)`. This
+is unsafe: it equals the original only when the tensor's first dimension really is the
+batch (a `(32, 8)` tensor viewed as `(16, -1)` gives `(16, 16)`, as `(x.size(0), -1)` it
+stays `(32, 8)`). It is offered only when the reshaped tensor is a plain name or attribute,
+so it is evaluated once more without side effects. Factory calls in `forward` are reported
+without a fix: the right replacement (`x.size(0)` of which input?) needs a human.
+
+## Known false positives
+A literal leading dimension that is not a batch (an RGB `3`, a stacked `(q, k)` pair of
+`2`) is only flagged when the tensor comes from the function's arguments and every other
+dimension is a literal or a constant attribute; shapes that also use local sizes
+(`reshape(3, h * 16, w * 16)`) are left alone, as are parameters and buffers
+(`self.w.view(3, 3)`). The dataflow is straight-line and syntactic: a batch size read from
+a local assigned in a branch or loop is not followed, `self.batch_size` counts only when
+`__init__` is its sole writer, and a model that is only ever run with the configured batch
+size (`drop_last=True`, no `DataParallel`) is still flagged, since a later change breaks
+it. Factories in helpers that `forward` calls (`init_hidden`) are not seen.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterator
+
+import libcst as cst
+
+from trainlint.imports import dotted_name
+from trainlint.rule import Applicability, Fix, Invalid, Rule, Valid
+from trainlint.rules._analysis import (
+    attribute_writes,
+    body_statements,
+    int_literal,
+    parameter_names,
+    straight_line_origin,
+)
+
+SHAPE_METHODS = {"view", "reshape"}
+FACTORIES = {"zeros", "ones", "empty", "full", "rand", "randn"}  # torch.<name>(*size)
+NEW_FACTORIES = {"new_zeros", "new_ones", "new_empty", "new_full"}  # x.new_<name>(size)
+SIZE_ATTRS = {"size", "shape", "numel", "dim", "__len__"}
+
+_BS_NAME = re.compile(
+    r"^(?:train|training|test|testing|val|valid|validation|eval|global|local|mini|micro|"
+    r"total|effective|perdevice|perdevicetrain|perdeviceeval|default)?"
+    r"(?:batchsize|batchsz|bsize|bsz|bs)"
+    r"(?:train|test|val|valid|eval|pergpu|perdevice)?$"
+)
+_CONFIG_NAME = re.compile(
+    r"^_?(?:args?|opts?|options?|cfgs?|confs?|configs?|hparams?|hyper_?params?|hps?|params|"
+    r"flags|settings?|c)$|(?:_cfg|_config|_conf|_args|_opts?|_options|_hparams)$",
+    re.I,
+)
+
+_UNKNOWN = object()  # a binding whose value is not a plain expression (for target, unpacking)
+_IMPORTED = object()
+
+
+def is_batch_size_name(name: str) -> bool:
+    return bool(_BS_NAME.match(re.sub(r"[_\-]", "", name.lower())))
+
+
+def _is_config_name(name: str) -> bool:
+    return bool(_CONFIG_NAME.search(name))
+
+
+class _FreeNames(cst.CSTVisitor):
+    """Names read by an expression: not attribute names, not keyword names."""
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+    def visit_Name(self, node: cst.Name) -> None:
+        self.names.add(node.value)
+
+    def visit_Attribute(self, node: cst.Attribute) -> bool:
+        node.value.visit(self)
+        return False
+
+    def visit_Arg(self, node: cst.Arg) -> bool:
+        node.value.visit(self)
+        return False
+
+
+def free_names(node: cst.CSTNode) -> set[str]:
+    collector = _FreeNames()
+    node.visit(collector)
+    return collector.names
+
+
+class _SizeReads(cst.CSTVisitor):
+    def __init__(self) -> None:
+        self.found = False
+
+    def visit_Attribute(self, node: cst.Attribute) -> None:
+        if node.attr.value in SIZE_ATTRS:
+            self.found = True
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if isinstance(node.func, cst.Name) and node.func.value == "len":
+            self.found = True
+
+
+def reads_tensor_size(node: cst.CSTNode) -> bool:
+    """`x.size(0)`, `x.shape[0]`, `len(x)`, `x.numel()` anywhere inside node."""
+    finder = _SizeReads()
+    node.visit(finder)
+    return finder.found
+
+
+def _target_names(node: cst.CSTNode) -> Iterator[cst.Name]:
+    if isinstance(node, cst.Name):
+        yield node
+    elif isinstance(node, (cst.Tuple, cst.List)):
+        for el in node.elements:
+            yield from _target_names(el.value)
+    elif isinstance(node, cst.StarredElement):
+        yield from _target_names(node.value)
+
+
+class _Bindings(cst.CSTVisitor):
+    """Names bound in one scope (not entering nested functions, classes or lambdas).
+
+    `values[name]` lists each binding's value: the expression of a plain `name = value`,
+    `_UNKNOWN` for unpacking, loop targets and the like, `_IMPORTED` for imports.
+    """
+
+    def __init__(self, root: cst.CSTNode) -> None:
+        self.root = root
+        self.values: dict[str, list[object]] = {}
+        self.globals: set[str] = set()
+        self.nonlocals: set[str] = set()
+
+    def _add(self, target: cst.CSTNode, value: object) -> None:
+        plain = isinstance(target, cst.Name)
+        for name in _target_names(target):
+            self.values.setdefault(name.value, []).append(value if plain else _UNKNOWN)
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        if node is not self.root and isinstance(node, (cst.FunctionDef, cst.ClassDef)):
+            self.values.setdefault(node.name.value, []).append(_UNKNOWN)
+            return False
+        if isinstance(node, (cst.Lambda, cst.CompFor)):
+            return False
+        return super().on_visit(node)
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        for t in node.targets:
+            self._add(t.target, node.value)
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        self._add(node.target, node.value if node.value is not None else _UNKNOWN)
+
+    def visit_AugAssign(self, node: cst.AugAssign) -> None:
+        self._add(node.target, node.value)
+
+    def visit_For(self, node: cst.For) -> None:
+        self._add(node.target, _UNKNOWN)
+
+    def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
+        self._add(node.target, _UNKNOWN)
+
+    def visit_AsName(self, node: cst.AsName) -> None:
+        self._add(node.name, _UNKNOWN)
+
+    def visit_Import(self, node: cst.Import) -> None:
+        for alias in node.names:
+            if alias.asname is None:
+                head = (dotted_name(alias.name) or "").split(".")[0]
+                if head:
+                    self.values.setdefault(head, []).append(_IMPORTED)
+            else:
+                self._add(alias.asname.name, _IMPORTED)
+
+    def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
+        if isinstance(node.names, cst.ImportStar):
+            return
+        for alias in node.names:
+            if alias.asname is None and isinstance(alias.name, cst.Name):
+                self.values.setdefault(alias.name.value, []).append(_IMPORTED)
+            elif alias.asname is not None:
+                self._add(alias.asname.name, _IMPORTED)
+
+    def visit_Global(self, node: cst.Global) -> None:
+        self.globals.update(n.name.value for n in node.names)
+
+    def visit_Nonlocal(self, node: cst.Nonlocal) -> None:
+        self.nonlocals.update(n.name.value for n in node.names)
+
+
+class _Flow(cst.CSTVisitor):
+    """Straight-line taint: which locals hold values computed from the seeds, at `stop`.
+
+    Statements are taken in textual order up to the node `stop`; a later assignment of
+    an untainted value clears the taint (so a branch that rebinds a name makes the rule
+    quieter, never louder).
+    """
+
+    def __init__(self, root: cst.CSTNode, stop: cst.CSTNode, seeds: set[str], loops: bool):
+        self.root = root
+        self.stop = stop
+        self.tainted = set(seeds)
+        self.loops = loops  # module-level code: every loop target is data
+        self.done = False
+
+    def _mentions(self, node: cst.CSTNode) -> bool:
+        return bool(free_names(node) & self.tainted)
+
+    def _set(self, target: cst.CSTNode, tainted: bool) -> None:
+        for name in _target_names(target):
+            if tainted:
+                self.tainted.add(name.value)
+            else:
+                self.tainted.discard(name.value)
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        if self.done:
+            return False
+        if node is self.stop:
+            self.done = True
+            return False
+        if node is not self.root and isinstance(node, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+            return False
+        return super().on_visit(node)
+
+    def on_leave(self, original_node: cst.CSTNode) -> None:
+        if not self.done:
+            super().on_leave(original_node)
+
+    def leave_Assign(self, node: cst.Assign) -> None:
+        tainted = self._mentions(node.value)
+        for t in node.targets:
+            self._set(t.target, tainted)
+
+    def leave_AnnAssign(self, node: cst.AnnAssign) -> None:
+        if node.value is not None:
+            self._set(node.target, self._mentions(node.value))
+
+    def leave_AugAssign(self, node: cst.AugAssign) -> None:
+        if self._mentions(node.value):
+            self._set(node.target, True)
+
+    def visit_For(self, node: cst.For) -> None:
+        self._set(node.target, self.loops or self._mentions(node.iter))
+
+    def leave_NamedExpr(self, node: cst.NamedExpr) -> None:
+        self._set(node.target, self._mentions(node.value))
+
+
+def _shape_call(node: cst.Call, qualname) -> tuple[cst.BaseExpression, list[cst.Arg], str] | None:
+    """(reshaped tensor, its dimensions, spelling) for view/reshape calls, else None."""
+    q = qualname(node.func)
+    if q == "torch.reshape":
+        if len(node.args) >= 2 and node.args[0].keyword is None and not node.args[0].star:
+            shape = node.args[1]
+            if shape.keyword is None or shape.keyword.value == "shape":
+                dims = _sequence(shape.value)
+                return (node.args[0].value, dims, "torch.reshape") if dims else None
+        return None
+    func = node.func
+    if not isinstance(func, cst.Attribute) or func.attr.value not in SHAPE_METHODS:
+        return None
+    if q is not None:  # `np.reshape(...)`, `F.view`: a module function, not a tensor method
+        return None
+    args = list(node.args)
+    if not args or any(a.star for a in args):
+        return None
+    if len(args) == 1:
+        arg = args[0]
+        if arg.keyword is not None and arg.keyword.value not in ("shape", "size"):
+            return None
+        dims = _sequence(arg.value)
+        if dims is None:
+            dims = [arg] if arg.keyword is None else None
+    elif any(a.keyword is not None for a in args):
+        return None
+    else:
+        dims = args
+    if not dims:
+        return None
+    return func.value, dims, f".{func.attr.value}"
+
+
+def _sequence(node: cst.BaseExpression) -> list | None:
+    """Elements of a tuple/list display of plain expressions, else None."""
+    if isinstance(node, (cst.Tuple, cst.List)):
+        if any(isinstance(el, cst.StarredElement) for el in node.elements):
+            return None
+        return list(node.elements)
+    return None
+
+
+def _minus_one() -> cst.UnaryOperation:
+    return cst.UnaryOperation(operator=cst.Minus(), expression=cst.Integer("1"))
+
+
+class HardcodedBatchSize(Rule):
+    __doc__ = __doc__
+    code = "TL002"
+    name = "hardcoded-batch-size"
+    message = "`{call}` hardcodes the batch size as its leading dimension ({value})"
+    fix_applicability = Applicability.SAFE
+    triggers = ("view", "reshape", "forward")
+
+    VALID = [
+        # Parameters and buffers have fixed shapes.
+        Valid(
+            """
+            class M(nn.Module):
+                def forward(self, x):
+                    w = self.w.view(3, 3)
+                    return x @ self.weight.reshape(16, 4)
+            """
+        ),
+        # A deliberate grouping, and the batch taken from the tensor.
+        Valid(
+            """
+            BATCH_SIZE = 16
+            class M(nn.Module):
+                def forward(self, x):
+                    a = x.view(2, -1)
+                    b = x.view(-1, 1)
+                    c = x.view(x.size(0), 16)
+                    d = x.reshape(x.shape[0], 16)
+                    batch_size = x.size(0)
+                    e = x.view(batch_size, -1)
+                    return torch.reshape(x, (x.size(0), 16))
+            """
+        ),
+        # Sizes unpacked from the tensor's shape (the usual transformer code).
+        Valid(
+            """
+            class Attention(nn.Module):
+                def forward(self, x):
+                    B, N, C = x.shape
+                    qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, C // self.num_heads)
+                    q, k, v = qkv.reshape(3, B * self.num_heads, N, -1).unbind(0)
+                    bsz, tgt_len, _ = x.size()
+                    return x.view(bsz, tgt_len, 2, -1)
+            """
+        ),
+        # A literal leading dimension next to local sizes is not the batch.
+        Valid(
+            """
+            class Patch(nn.Module):
+                def forward(self, patch, h, w):
+                    return patch.reshape(3, h * 16, w * 16)
+            """
+        ),
+        # The batch size passed in as an argument, and a local taken from a tensor.
+        Valid(
+            """
+            class RNN(nn.Module):
+                def forward(self, x, batch_size):
+                    h = torch.zeros(1, batch_size, self.hidden)
+                    return x.view(batch_size, -1)
+                def step(self, x):
+                    self.batch_size = x.size(0)
+                    return x.view(self.batch_size, -1)
+            """
+        ),
+        # Tensors that do not come from the inputs; dtype views.
+        Valid(
+            """
+            class M(nn.Module):
+                def forward(self, x):
+                    idx = torch.arange(16).view(16, 1)
+                    mean = torch.tensor([0.5, 0.5, 0.5]).view(3, 1, 1)
+                    return x.view(torch.float16)
+            """
+        ),
+        # Not a forward/loss/step function, and no batch size configured in the module.
+        Valid(
+            """
+            def affine(matrix):
+                return torch.tensor(matrix, dtype=torch.float).view(2, 3)
+            def make_grid(t):
+                return t.reshape(4, 4)
+            """
+        ),
+        # A tensor built with the batch size, viewed with the same value.
+        Valid(
+            """
+            BATCH_SIZE = 64
+            noise = torch.randn(BATCH_SIZE, 100)
+            noise = noise.view(BATCH_SIZE, 100, 1, 1)
+            """
+        ),
+        # `self.batch_size` written outside `__init__` (set per call from the input).
+        Valid(
+            """
+            class M(nn.Module):
+                def __init__(self, batch_size):
+                    self.batch_size = batch_size
+                def set_input(self, x):
+                    self.batch_size = x.shape[0]
+                def forward(self, x):
+                    h = torch.zeros(self.batch_size, 8)
+                    return x.view(self.batch_size, -1)
+            """
+        ),
+        # Factories outside `forward` (hidden-state init), and batch-size args in __init__.
+        Valid(
+            """
+            class LSTM(nn.Module):
+                def __init__(self, args):
+                    self.h0 = torch.zeros(1, args.batch_size, 8)
+                def init_hidden(self):
+                    return torch.zeros(1, self.args.batch_size, self.hidden)
+            """
+        ),
+        # numpy's module function and a local batch size assigned in a loop.
+        Valid(
+            """
+            batch_size = 16
+            def loss_fn(x, loader):
+                y = np.reshape(x, (16, 1))
+                for xb in loader:
+                    batch_size = xb.shape[0]
+                    xb = xb.view(batch_size, -1)
+                return y
+            """
+        ),
+    ]
+
+    INVALID = [
+        # The seed: LDAMLoss with `BATCH_SIZE = 16` in the training script.
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+            import torch.nn.functional as F
+
+            BATCH_SIZE = 16
+
+            class LDAMLoss(nn.Module):
+                def forward(self, x, target):
+                    index = torch.zeros_like(x, dtype=torch.uint8)
+                    index_float = index.type(torch.cuda.FloatTensor)
+                    batch_m = torch.matmul(self.m_list[None, :], index_float.transpose(1,0))
+                    batch_m = batch_m.view((16, 1)) # size=(batch_size, 1) (-1,1)
+                    x_m = x - batch_m
+                    return F.cross_entropy(x_m * self.s, target)
+            """,
+            fixed="""
+            import torch
+            import torch.nn as nn
+            import torch.nn.functional as F
+
+            BATCH_SIZE = 16
+
+            class LDAMLoss(nn.Module):
+                def forward(self, x, target):
+                    index = torch.zeros_like(x, dtype=torch.uint8)
+                    index_float = index.type(torch.cuda.FloatTensor)
+                    batch_m = torch.matmul(self.m_list[None, :], index_float.transpose(1,0))
+                    batch_m = batch_m.view((-1, 1)) # size=(batch_size, 1) (-1,1)
+                    x_m = x - batch_m
+                    return F.cross_entropy(x_m * self.s, target)
+            """,
+            line=12,
+            count=1,
+        ),
+        # A loss function, `torch` under another name.
+        Invalid(
+            """
+            import torch as T
+            def focal_loss(logits, target):
+                p = T.sigmoid(logits)
+                return T.reshape(p, (32, 10)).mean()
+            """,
+            fixed="""
+            import torch as T
+            def focal_loss(logits, target):
+                p = T.sigmoid(logits)
+                return T.reshape(p, (-1, 10)).mean()
+            """,
+            line=4,
+        ),
+        # `from torch import reshape`, the literal equal to the DataLoader's batch size.
+        Invalid(
+            """
+            from torch import reshape
+            from torch.utils.data import DataLoader
+            loader = DataLoader(ds, batch_size=64, shuffle=True)
+            def evaluate(model, loader):
+                for images, labels in loader:
+                    out = model(reshape(images, [64, 784]))
+            """,
+            fixed="""
+            from torch import reshape
+            from torch.utils.data import DataLoader
+            loader = DataLoader(ds, batch_size=64, shuffle=True)
+            def evaluate(model, loader):
+                for images, labels in loader:
+                    out = model(reshape(images, [-1, 784]))
+            """,
+            line=6,
+        ),
+        # A config attribute next to `-1`: the tensor's own first dimension (unsafe).
+        Invalid(
+            """
+            def train_step(model, x, args):
+                feats = model(x)
+                return feats.view(args.batch_size, -1)
+            """,
+            fixed="""
+            def train_step(model, x, args):
+                feats = model(x)
+                return feats.view(feats.size(0), -1)
+            """,
+            line=3,
+        ),
+        # `self.batch_size` from the constructor, in `forward` and in a factory.
+        Invalid(
+            """
+            import torch
+            class Net(nn.Module):
+                def __init__(self, batch_size=32):
+                    super().__init__()
+                    self.batch_size = batch_size
+                def forward(self, x):
+                    x = x.view(self.batch_size, 3, 32, 32)
+                    h = torch.zeros(self.batch_size, self.hidden)
+                    return x
+            """,
+            fixed="""
+            import torch
+            class Net(nn.Module):
+                def __init__(self, batch_size=32):
+                    super().__init__()
+                    self.batch_size = batch_size
+                def forward(self, x):
+                    x = x.view(-1, 3, 32, 32)
+                    h = torch.zeros(self.batch_size, self.hidden)
+                    return x
+            """,
+            line=7,
+            count=2,
+        ),
+        # A factory in forward only: report, no fix.
+        Invalid(
+            """
+            from torch import zeros
+            class Decoder(nn.Module):
+                def forward(self, x):
+                    h = zeros(self.num_layers, cfg.TRAIN.BATCH_SIZE, self.hidden)
+                    return self.rnn(x, h)
+            """,
+            line=4,
+        ),
+        # A module-level training loop with a module constant.
+        Invalid(
+            """
+            BATCH_SIZE = 100
+            for images, labels in train_loader:
+                images = images.reshape(BATCH_SIZE, 28 * 28)
+                loss = criterion(model(images), labels)
+            """,
+            fixed="""
+            BATCH_SIZE = 100
+            for images, labels in train_loader:
+                images = images.reshape(-1, 28 * 28)
+                loss = criterion(model(images), labels)
+            """,
+            line=3,
+        ),
+        # Other dimensions that are expressions make `-1` unsafe (they might be 0 or -1).
+        Invalid(
+            """
+            class Head(nn.Module):
+                def forward(self, x):
+                    bs = opt.batchSize
+                    return self.fc(x).view(bs, self.num_classes)
+            """,
+            fixed="""
+            class Head(nn.Module):
+                def forward(self, x):
+                    bs = opt.batchSize
+                    return self.fc(x).view(-1, self.num_classes)
+            """,
+            line=4,
+        ),
+    ]
+
+    # ------------------------------------------------------------------ module facts
+
+    def visit_Module(self, node: cst.Module) -> None:
+        self._configured: dict[int, str] = {}
+        node.visit(_ConfiguredBatchSizes(self._configured))
+        module_scope = _Bindings(node)
+        node.visit(module_scope)
+        self._globals = module_scope.values
+        self._star_import = _has_star_import(node)
+        self._scopes: dict[int, _Bindings] = {}
+        for func in _functions_declaring_global(node):
+            self._scope(func)  # `global X` writes join the module's bindings of X
+
+    def _scope(self, func: cst.FunctionDef) -> _Bindings:
+        scope = self._scopes.get(id(func))
+        if scope is None:
+            scope = _Bindings(func)
+            func.body.visit(scope)
+            for name in parameter_names(func):
+                scope.values.setdefault(name, []).append(_UNKNOWN)
+            self._scopes[id(func)] = scope
+            for name in scope.globals:  # `global X` writes are module bindings too
+                self._globals.setdefault(name, []).extend(scope.values.pop(name, []))
+        return scope
+
+    # ------------------------------------------------------------------ visiting
+
+    def visit_Call(self, node: cst.Call) -> None:
+        shape = _shape_call(node, self.context.qualname)
+        if shape is not None:
+            self._check_shape(node, *shape)
+            return
+        func = self._function()
+        if func is not None and func.name.value == "forward":
+            self._check_factory(node, func)
+
+    def _function(self) -> cst.FunctionDef | None:
+        return self.context.enclosing(cst.FunctionDef)
+
+    def _class_of(self, func: cst.FunctionDef) -> cst.ClassDef | None:
+        stack = self.context.stack
+        i = next((k for k in range(len(stack) - 1, -1, -1) if stack[k] is func), None)
+        if i is not None and i >= 2 and isinstance(stack[i - 2], cst.ClassDef):
+            return stack[i - 2]
+        return None
+
+    def _top_statement(self, func: cst.FunctionDef) -> cst.BaseStatement | None:
+        body = body_statements(func)
+        stack = self.context.stack
+        for k in range(len(stack) - 1, -1, -1):
+            if stack[k] is func:
+                for node in stack[k + 1 :]:
+                    if any(node is s for s in body):
+                        return node
+                return None
+        return None
+
+    def _check_shape(
+        self, call: cst.Call, tensor: cst.BaseExpression, dims: list, spelling: str
+    ) -> None:
+        func = self._function()
+        if func is not None and func.name.value == "__init__":
+            return
+        if _is_self_attribute(tensor):
+            return  # parameters and buffers have fixed shapes
+        leading = dims[0].value
+        others = [d.value for d in dims[1:]]
+        other_minus_one = any(int_literal(d) == -1 for d in others)
+        literal = int_literal(leading)
+        if literal is not None:
+            if literal <= 1 or other_minus_one:
+                return
+            if not all(self._plain_dim(d, func) for d in others):
+                return
+            configured = self._configured.get(literal)
+            if self._tainted(tensor, func, data_function_only=configured is None):
+                value = f"`{literal}`" + (
+                    f", the configured batch size (`{configured}`)" if configured else ""
+                )
+                self._report(call, tensor, leading, others, spelling, value)
+            return
+        described = self._batch_size_value(leading, func)
+        if described is None:
+            return
+        if self._built_from(call, tensor, leading, func):
+            return
+        self._report(call, tensor, leading, others, spelling, described)
+
+    def _check_factory(self, call: cst.Call, func: cst.FunctionDef) -> None:
+        dims = _factory_dims(call, self.context.qualname)
+        if not dims:
+            return
+        for dim in dims:
+            described = self._batch_size_value(dim, func)
+            if described is not None:
+                name = self.context.code(call.func)
+                self.report(
+                    dim,
+                    f"`{name}` in `forward` sizes a tensor by the configured batch size "
+                    f"({described}), not by the input's",
+                    help="take the batch size from the input, e.g. `x.size(0)`, or use `x.new_zeros(...)`",
+                )
+                return
+
+    def _report(self, call, tensor, leading, others, spelling, value) -> None:
+        name = self.context.code(call.func) if spelling == "torch.reshape" else spelling
+        message = self.message.format(call=name, value=value)
+        if any(int_literal(d) == -1 for d in others):
+            fix = None
+            if dotted_name(tensor) is not None:
+                replacement = f"{self.context.code(tensor)}.size(0)"
+                fix = Fix(
+                    f"Use `{replacement}` as the leading dimension",
+                    Applicability.UNSAFE,
+                    ((leading, cst.parse_expression(replacement)),),
+                )
+            help = "take the batch dimension from the tensor: `x.size(0)`"
+        else:
+            safe = all((int_literal(d) or 0) >= 1 for d in others)
+            fix = Fix(
+                "Use `-1` as the leading dimension",
+                Applicability.SAFE if safe else Applicability.UNSAFE,
+                ((leading, _minus_one()),),
+            )
+            help = "use `-1` for the leading dimension so that any batch size fits"
+        self.report(leading, message, fix=fix, help=help)
+
+    # ------------------------------------------------------------------ analysis
+
+    def _plain_dim(self, node: cst.BaseExpression, func: cst.FunctionDef | None) -> bool:
+        """A literal, or a constant-looking name/attribute that is not a function local."""
+        if int_literal(node) is not None:
+            return True
+        if isinstance(node, cst.BinaryOperation):
+            return self._plain_dim(node.left, func) and self._plain_dim(node.right, func)
+        dotted = dotted_name(node)
+        if dotted is None:
+            return False
+        head = dotted.split(".")[0]
+        if head == "self":
+            return "." in dotted
+        return func is None or head not in self._scope(func).values
+
+    def _tainted(
+        self, tensor: cst.BaseExpression, func: cst.FunctionDef | None, data_function_only: bool
+    ) -> bool:
+        """Whether the reshaped tensor is computed from the inputs of its function."""
+        if func is None:
+            if data_function_only:
+                return False
+            root, seeds, loops = self.context.module, set(), True
+        else:
+            if data_function_only and not self._is_data_function(func):
+                return False
+            root = func
+            seeds = set(parameter_names(func)) - {"self", "cls"}
+            loops = not data_function_only
+        flow = _Flow(root, tensor, seeds, loops)
+        (root.body.visit(flow) if isinstance(root, cst.FunctionDef) else root.visit(flow))
+        return bool(free_names(tensor) & flow.tainted)
+
+    def _is_data_function(self, func: cst.FunctionDef) -> bool:
+        name = func.name.value
+        lowered = name.lower()
+        if lowered.lstrip("_").startswith("forward") or "loss" in lowered:
+            return True
+        if name == "step" or name.endswith("_step") or name.startswith("step_"):
+            return True
+        cls = self._class_of(func)
+        return name == "__call__" and cls is not None and "loss" in cls.name.value.lower()
+
+    def _batch_size_value(
+        self, node: cst.BaseExpression, func: cst.FunctionDef | None, depth: int = 0
+    ) -> str | None:
+        """A description of node when it is a configured batch size, else None."""
+        if depth > 3:
+            return None
+        if isinstance(node, cst.Name):
+            return self._batch_size_name(node, func, depth)
+        if isinstance(node, cst.Attribute):
+            return self._batch_size_attribute(node, func)
+        if isinstance(node, cst.Subscript):
+            return self._batch_size_key(node)
+        return None
+
+    def _batch_size_name(self, node: cst.Name, func, depth: int) -> str | None:
+        name = node.value
+        if func is not None:
+            scope = self._scope(func)
+            if name in scope.nonlocals:
+                return None
+            if name in scope.values:
+                stmt = self._top_statement(func)
+                origin = straight_line_origin(func, name, stmt) if stmt is not None else None
+                if origin is None:
+                    return None
+                value = origin.value
+                if is_batch_size_name(name) and (int_literal(value) or 0) > 1:
+                    return f"`{name} = {int_literal(value)}`"
+                inner = self._batch_size_value(value, func, depth + 1)
+                if inner is None or self._function_assigns(func, value):
+                    return None
+                return inner
+            for outer in self.context.enclosing_all(cst.FunctionDef)[1:]:
+                if name in self._scope(outer).values:
+                    return None  # a closure variable: not followed
+        if not is_batch_size_name(name):
+            return None
+        bindings = self._globals.get(name)
+        if not bindings:
+            return f"`{name}`" if self._star_import and name.isupper() else None
+        for value in bindings:
+            if value is _IMPORTED:
+                continue
+            if value is _UNKNOWN or reads_tensor_size(value):
+                return None
+        return f"`{name}`"
+
+    def _batch_size_attribute(self, node: cst.Attribute, func) -> str | None:
+        dotted = dotted_name(node)
+        if dotted is None:
+            return None
+        parts = dotted.split(".")
+        if not is_batch_size_name(parts[-1]) or len(parts) < 2:
+            return None
+        if parts[0] == "self":
+            if len(parts) == 2:
+                return f"`{dotted}`" if self._constructor_attribute(parts[1], func) else None
+            if not any(_is_config_name(p) for p in parts[1:-1]):
+                return None
+        elif not any(_is_config_name(p) for p in parts[:-1]):
+            return None
+        if func is not None and self._function_assigns(func, node):
+            return None
+        return f"`{dotted}`"
+
+    def _batch_size_key(self, node: cst.Subscript) -> str | None:
+        if len(node.slice) != 1 or not isinstance(node.slice[0].slice, cst.Index):
+            return None
+        key = node.slice[0].slice.value
+        if not isinstance(key, cst.SimpleString) or not isinstance(key.evaluated_value, str):
+            return None
+        if not is_batch_size_name(key.evaluated_value):
+            return None
+        base = node.value
+        while isinstance(base, cst.Subscript):
+            base = base.value
+        dotted = dotted_name(base)
+        if dotted is None or not any(_is_config_name(p) for p in dotted.split(".")):
+            return None
+        return f"`{self.context.code(node)}`"
+
+    def _constructor_attribute(self, attr: str, func) -> bool:
+        """`self.<attr>` written only in `__init__`, never from a tensor's size."""
+        if func is None:
+            return False
+        cls = self._class_of(func)
+        if cls is None:
+            return False
+        writes = attribute_writes(cls).get(attr, [])
+        return bool(writes) and all(
+            w.method == "__init__"
+            and not w.augmented
+            and w.value is not None
+            and not reads_tensor_size(w.value)
+            for w in writes
+        )
+
+    def _function_assigns(self, func: cst.FunctionDef, target: cst.BaseExpression) -> bool:
+        """Whether func assigns to the attribute chain `target` (e.g. `args.batch_size = n`)."""
+        text = self.context.code(target)
+        found = []
+
+        class Finder(cst.CSTVisitor):
+            def visit_AssignTarget(inner, n: cst.AssignTarget) -> None:
+                if isinstance(n.target, cst.Attribute) and self.context.code(n.target) == text:
+                    found.append(n)
+
+        func.body.visit(Finder())
+        return bool(found)
+
+    def _built_from(
+        self, call: cst.Call, tensor: cst.BaseExpression, value: cst.BaseExpression, func
+    ) -> bool:
+        """Whether the tensor was itself created from the same batch-size value."""
+        text = self.context.code(value)
+        if text in self.context.code(tensor):
+            return True
+        if isinstance(tensor, cst.Name):
+            scope_values = (
+                self._scope(func).values.get(tensor.value)
+                if func is not None
+                else self._globals.get(tensor.value)
+            )
+            ancestors = {id(n) for n in self.context.stack} | {id(call)}
+            for origin in scope_values or ():
+                if id(origin) in ancestors:
+                    continue  # `x = x.view(...)`: the assignment being checked
+                if isinstance(origin, cst.BaseExpression) and text in self.context.code(origin):
+                    return True
+        return False
+
+
+def _is_self_attribute(node: cst.BaseExpression) -> bool:
+    dotted = dotted_name(node)
+    return dotted is not None and dotted.startswith("self.")
+
+
+def _functions_declaring_global(module: cst.Module) -> list[cst.FunctionDef]:
+    found: list[cst.FunctionDef] = []
+
+    class Finder(cst.CSTVisitor):
+        def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+            if any(isinstance(n, cst.Global) for n in _small_statements(node)):
+                found.append(node)
+
+    if "global " in module.code:
+        module.visit(Finder())
+    return found
+
+
+def _small_statements(func: cst.FunctionDef) -> Iterator[cst.BaseSmallStatement]:
+    class Collect(cst.CSTVisitor):
+        def __init__(self) -> None:
+            self.out: list[cst.BaseSmallStatement] = []
+
+        def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+            return node is func
+
+        def visit_Global(self, node: cst.Global) -> None:
+            self.out.append(node)
+
+    collector = Collect()
+    func.visit(collector)
+    return iter(collector.out)
+
+
+def _has_star_import(module: cst.Module) -> bool:
+    for stmt in module.body:
+        if isinstance(stmt, cst.SimpleStatementLine):
+            for small in stmt.body:
+                if isinstance(small, cst.ImportFrom) and isinstance(small.names, cst.ImportStar):
+                    return True
+    return False
+
+
+def _factory_dims(call: cst.Call, qualname) -> list[cst.BaseExpression]:
+    """The size arguments of `torch.zeros(...)`-style factories and `x.new_zeros(...)`."""
+    q = qualname(call.func) or ""
+    func = call.func
+    if q.startswith("torch.") and q[len("torch.") :] in FACTORIES:
+        size_args = [a for a in call.args if a.keyword is None and not a.star]
+        if q == "torch.full":
+            size_args = size_args[:1]
+    elif isinstance(func, cst.Attribute) and func.attr.value in NEW_FACTORIES and q == "":
+        size_args = [a for a in call.args if a.keyword is None and not a.star]
+        if func.attr.value == "new_full":
+            size_args = size_args[:1]
+    else:
+        return []
+    sized = [a for a in call.args if a.keyword is not None and a.keyword.value == "size"]
+    size_args += sized
+    if len(size_args) == 1:
+        seq = _sequence(size_args[0].value)
+        if seq is not None:
+            return [el.value for el in seq]
+    return [a.value for a in size_args]
+
+
+class _ConfiguredBatchSizes(cst.CSTVisitor):
+    """Integer batch sizes configured anywhere in the module, by value."""
+
+    def __init__(self, out: dict[int, str]) -> None:
+        self.out = out
+
+    def _record(self, name: str, value: cst.BaseExpression | None, spelling: str) -> None:
+        n = int_literal(value) if value is not None else None
+        if n is not None and n > 1 and is_batch_size_name(name):
+            self.out.setdefault(n, spelling.format(name=name, n=n))
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        for t in node.targets:
+            target = t.target
+            if isinstance(target, cst.Name):
+                self._record(target.value, node.value, "{name} = {n}")
+            elif isinstance(target, cst.Attribute):
+                self._record(target.attr.value, node.value, "{name} = {n}")
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        target = node.target
+        if isinstance(target, cst.Name):
+            self._record(target.value, node.value, "{name} = {n}")
+        elif isinstance(target, cst.Attribute):
+            self._record(target.attr.value, node.value, "{name} = {n}")
+
+    def visit_Param(self, node: cst.Param) -> None:
+        self._record(node.name.value, node.default, "{name}={n}")
+
+    def visit_Call(self, node: cst.Call) -> None:
+        for arg in node.args:
+            if arg.keyword is not None:
+                self._record(arg.keyword.value, arg.value, "{name}={n}")
+        func = node.func
+        if (
+            isinstance(func, cst.Attribute)
+            and func.attr.value == "add_argument"
+            and node.args
+            and isinstance(node.args[0].value, cst.SimpleString)
+            and isinstance(node.args[0].value.evaluated_value, str)
+        ):
+            flag = node.args[0].value.evaluated_value.lstrip("-")
+            for arg in node.args:
+                if arg.keyword is not None and arg.keyword.value == "default":
+                    self._record(flag, arg.value, "--{name} default {n}")
+
+    def visit_DictElement(self, node: cst.DictElement) -> None:
+        if isinstance(node.key, cst.SimpleString) and isinstance(node.key.evaluated_value, str):
+            self._record(node.key.evaluated_value, node.value, "'{name}': {n}")

@@ -1,0 +1,1057 @@
+"""
+## What it does
+Flags a tensor created as `torch.uint8` (`dtype=torch.uint8` in any factory, `.byte()`,
+`.type(torch.uint8)`, `.to(torch.uint8)`, `torch.ByteTensor(...)`) that is used as a mask:
+the condition of `torch.where(cond, a, b)` / `x.where(cond, y)`, the mask of
+`masked_fill(_)`, `masked_select` or `masked_scatter(_)`, or a boolean index `x[mask]`.
+The tensor is followed from its creation to the mask position either directly or through a
+local variable of the same function.
+
+## Why is this bad?
+Masks have been `torch.bool` since PyTorch 1.2; uint8 masks survive only as a deprecated
+path. On torch 2.13, `masked_fill`, `masked_select`, `masked_scatter` and index assignment
+of a scalar (`x[mask] = 0`) raise `RuntimeError: ... only supports boolean masks`, while
+`torch.where` and `x[mask]` still run but warn ("where received a uint8 condition tensor",
+"indexing with dtype torch.uint8 is now deprecated") and will raise in a future release.
+uint8 masks also invite real bugs: `~mask` on a uint8 tensor gives 254/255, which is
+"true" everywhere, instead of the logical negation.
+
+## Example
+```python
+def forward(self, x, target):
+    index = torch.zeros_like(x, dtype=torch.uint8)
+    index.scatter_(1, target.view(-1, 1), 1)
+    index_float = index.type(torch.cuda.FloatTensor)
+    batch_m = torch.matmul(self.m_list[None, :], index_float.transpose(0, 1))
+    return torch.where(index, x - batch_m.view(-1, 1), x)
+```
+
+## Use instead
+```python
+def forward(self, x, target):
+    index = torch.zeros_like(x, dtype=torch.bool)
+    index.scatter_(1, target.view(-1, 1), 1)
+    index_float = index.type(torch.cuda.FloatTensor)
+    batch_m = torch.matmul(self.m_list[None, :], index_float.transpose(0, 1))
+    return torch.where(index, x - batch_m.view(-1, 1), x)
+```
+
+## Fix safety
+The fix changes the creation site: `dtype=torch.uint8` becomes `dtype=torch.bool`,
+`.byte()` and `.type(torch.uint8)` / `.to(torch.uint8)` become `.bool()`, and
+`torch.ByteTensor(...)` becomes `torch.BoolTensor(...)` (the legacy constructor is kept, so
+`torch.ByteTensor(3, 4)` still means a size and the `torch.cuda` variant still allocates on
+the GPU; `torch.tensor(...)` would read `3` as data).
+
+The fix is safe when the tensor is known to hold only 0 and 1 (`zeros`, `ones`, `full` with
+0 or 1, a literal of 0s and 1s, or `.byte()` of a comparison or another boolean expression)
+and every use of it is a mask position, a conversion that gives the same values for a 0/1
+tensor (`.float()`, `.long()`, `.type(T)`, `.to(dtype)`, `.sum()`), a shape query, or a
+write of the literal 0 or 1 (`scatter_(dim, index, 1)`, `fill_(0)`, `m[i] = 1`). Otherwise
+it is unsafe: arithmetic such as `1 - mask` raises on a bool tensor, `~mask` changes from
+bitwise to logical negation, `.byte()` of a float tensor truncates (0.5 becomes 0) where
+`.bool()` does not, and code that receives the tensor may depend on its dtype.
+
+## Known false positives
+A uint8 tensor really meant as an index *into* another tensor (a lookup table,
+`palette[label_map]`) is flagged too: torch reads any uint8 index as a mask, so the code is
+wrong either way, but the right fix there is `.long()`, not `.bool()`.
+
+The rule follows a tensor through straight-line code only. A local assigned in a branch or
+loop other than the one that uses it, rebound anywhere in a loop that uses it, passed
+through another function, stored on `self`, or combined with `&`/`|` is not followed, so
+those masks are missed rather than guessed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Iterator, Sequence
+
+import libcst as cst
+
+from trainlint.rule import Applicability, Fix, Invalid, Rule, Valid
+from trainlint.rules._analysis import binds
+
+# ----------------------------------------------------------------------------- vocabulary
+
+UINT8 = "torch.uint8"
+BYTE_TENSOR_TYPES = {"torch.ByteTensor", "torch.cuda.ByteTensor"}
+BYTE_TENSOR_STRINGS = {"torch.ByteTensor", "torch.cuda.ByteTensor"}
+
+MASKED_METHODS = {"masked_fill", "masked_fill_", "masked_select", "masked_scatter", "masked_scatter_"}
+RAISING_MASKED = MASKED_METHODS  # all of them reject uint8 masks on torch 2.13
+
+# Methods whose result has the receiver's dtype (a uint8 receiver stays uint8).
+DTYPE_PRESERVING = {
+    "cuda", "cpu", "clone", "detach", "contiguous", "view", "view_as", "reshape",
+    "reshape_as", "unsqueeze", "squeeze", "expand", "expand_as", "repeat", "t",
+    "transpose", "permute", "flatten", "pin_memory", "narrow", "flip", "roll",
+}
+# Attribute reads with the same property.
+DTYPE_PRESERVING_ATTRS = {"data", "T", "mT"}
+
+# Conversions that give identical values for a 0/1 tensor whether it is uint8 or bool.
+VALUE_CONVERSIONS = {"float", "double", "half", "bfloat16", "long", "int", "short", "bool", "byte"}
+# Methods of a 0/1 tensor whose result does not depend on uint8 vs bool.
+DTYPE_BLIND_METHODS = {"sum", "nonzero", "count_nonzero", "size", "dim", "numel", "argwhere"}
+DTYPE_BLIND_ATTRS = {"shape", "device", "ndim", "is_cuda"}
+
+ZERO_ONE_FACTORIES = {"torch.zeros", "torch.ones", "torch.zeros_like", "torch.ones_like", "torch.eye"}
+ZERO_ONE_METHODS = {"new_zeros", "new_ones"}
+FULL_FACTORIES = {"torch.full": 1, "torch.full_like": 1}
+LITERAL_FACTORIES = {"torch.tensor", "torch.as_tensor"}
+FACTORY_METHODS = {"new_zeros", "new_ones", "new_full", "new_empty", "new_tensor", "to", "type"}
+
+BOOLEAN_METHODS = {
+    "bool", "eq", "ne", "gt", "ge", "lt", "le", "logical_not", "logical_and", "logical_or",
+    "logical_xor", "isnan", "isinf", "isfinite", "isposinf", "isneginf", "isclose", "signbit",
+    "eq_", "ne_", "gt_", "ge_", "lt_", "le_",
+}
+BOOLEAN_FUNCTIONS = {
+    f"torch.{n}"
+    for n in (
+        "eq", "ne", "gt", "ge", "lt", "le", "logical_not", "logical_and", "logical_or",
+        "logical_xor", "isnan", "isinf", "isfinite", "isposinf", "isneginf", "isclose",
+        "isin", "signbit",
+    )
+}
+
+MAX_HOPS = 3
+
+
+# ----------------------------------------------------------------------------- records
+
+
+@dataclass
+class Creation:
+    """A node that makes a uint8 tensor, and how to turn it into a bool one."""
+
+    node: cst.CSTNode  # the reported node: the factory / method call / constructor
+    what: str  # for the message
+    zero_one: bool  # values known to be 0 or 1
+    edit: tuple[cst.CSTNode, cst.CSTNode] | None
+
+
+@dataclass
+class Use:
+    kind: str  # "where", "masked", "index", "index-assign"
+    api: str  # e.g. "torch.where", "masked_fill"
+
+
+@dataclass
+class Finding:
+    creation: Creation
+    local: str | None
+    uses: list[Use] = field(default_factory=list)
+    safe: bool = False
+
+
+# ----------------------------------------------------------------------------- the rule
+
+
+class Uint8Mask(Rule):
+    __doc__ = __doc__
+    code = "TL003"
+    name = "uint8-mask"
+    message = "uint8 tensor used as a mask; create it as `torch.bool`"
+    fix_applicability = Applicability.UNSAFE
+    trigger_pattern = re.compile(r"uint8|ByteTensor|\bbyte\b")
+
+    VALID = [
+        # uint8 as image data
+        Valid(
+            """
+            import torch
+            def to_image(x):
+                img = (x * 255).clamp(0, 255).byte()
+                torch.save(img, "out.pt")
+                return img.cpu().numpy()
+            """
+        ),
+        Valid(
+            """
+            import torch
+            def quantise(x):
+                return x.to(torch.uint8)
+            """
+        ),
+        Valid(
+            """
+            import torch
+            def collate(batch):
+                tensor = torch.zeros((len(batch), 3, 32, 32), dtype=torch.uint8)
+                for i, img in enumerate(batch):
+                    tensor[i] += img
+                return tensor
+            """
+        ),
+        # already a bool mask
+        Valid(
+            """
+            import torch
+            def f(x):
+                index = torch.zeros_like(x, dtype=torch.bool)
+                return torch.where(index, x - 1, x)
+            """
+        ),
+        # converted to bool before the mask position
+        Valid(
+            """
+            import torch
+            def f(x, m):
+                m = m.byte()
+                m = m.bool()
+                return x[m], x.masked_fill(m, 0)
+            """
+        ),
+        Valid("import torch\ndef f(x, m):\n    return x[m.byte().bool()]\n"),
+        # rebound in a branch: unknown, stay quiet
+        Valid(
+            """
+            import torch
+            def f(x, flag):
+                m = torch.zeros_like(x, dtype=torch.uint8)
+                if flag:
+                    m = x > 0
+                return x[m]
+            """
+        ),
+        # rebound later in a loop that uses it
+        Valid(
+            """
+            import torch
+            def f(x, ys):
+                m = torch.ones_like(x, dtype=torch.uint8)
+                for y in ys:
+                    x = torch.where(m, x, y)
+                    m = y > 0
+                return x
+            """
+        ),
+        # single-argument torch.where is nonzero(), fine with uint8; numpy's where is not torch
+        Valid(
+            """
+            import torch
+            import numpy as np
+            def f(x):
+                m = (x > 0).byte()
+                idx = torch.where(m)
+                return idx, np.where(m.numpy(), 1, 0)
+            """
+        ),
+        # the uint8 tensor is the indexed data or the filled tensor, not the mask
+        Valid(
+            """
+            import torch
+            def f(img, keep):
+                img = img.byte()
+                return img[keep], img.masked_fill(keep, 0), torch.where(keep, img, 0)
+            """
+        ),
+        # a different variable of the same name in another function
+        Valid(
+            """
+            import torch
+            def make(x):
+                m = torch.zeros_like(x, dtype=torch.uint8)
+                return m
+            def use(x, m):
+                return x[m]
+            """
+        ),
+        # dtype chosen at run time
+        Valid(
+            """
+            import torch
+            def f(x, cls, nc):
+                cls = cls.to(torch.uint8 if nc <= 256 else torch.int32)
+                return cls
+            """
+        ),
+        # `.to(dtype)` after `.byte()` gives another dtype
+        Valid("import torch\ndef f(x, m):\n    return x[m.byte().to(torch.bool)]\n"),
+        # a lambda or comprehension variable shadows the local
+        Valid(
+            """
+            import torch
+            def f(x, masks):
+                m = x.byte()
+                return [x[m] for m in masks]
+            """
+        ),
+    ]
+    INVALID = [
+        # the seed: LDAMLoss.forward
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+            import torch.nn.functional as F
+
+            class LDAMLoss(nn.Module):
+                def forward(self, x, target):
+                    index = torch.zeros_like(x, dtype=torch.uint8)
+                    index_float = index.type(torch.cuda.FloatTensor)
+                    batch_m = torch.matmul(self.m_list[None, :], index_float.transpose(1,0))
+                    batch_m = batch_m.view((16, 1))
+                    x_m = x - batch_m
+                    output = torch.where(index, x_m, x)
+                    return F.cross_entropy(self.s * output, target, weight=self.weight)
+            """,
+            fixed="""
+            import torch
+            import torch.nn as nn
+            import torch.nn.functional as F
+
+            class LDAMLoss(nn.Module):
+                def forward(self, x, target):
+                    index = torch.zeros_like(x, dtype=torch.bool)
+                    index_float = index.type(torch.cuda.FloatTensor)
+                    batch_m = torch.matmul(self.m_list[None, :], index_float.transpose(1,0))
+                    batch_m = batch_m.view((16, 1))
+                    x_m = x - batch_m
+                    output = torch.where(index, x_m, x)
+                    return F.cross_entropy(self.s * output, target, weight=self.weight)
+            """,
+            line=7,
+            count=1,
+        ),
+        # the original LDAM code, with scatter_ of the literal 1
+        Invalid(
+            """
+            import torch as T
+            def forward(x, target, m_list):
+                index = T.zeros_like(x, dtype=T.uint8)
+                index.scatter_(1, target.data.view(-1, 1), 1)
+                index_float = index.type(T.FloatTensor)
+                batch_m = T.matmul(m_list[None, :], index_float.transpose(0, 1))
+                return T.where(index, x - batch_m.view((-1, 1)), x)
+            """,
+            fixed="""
+            import torch as T
+            def forward(x, target, m_list):
+                index = T.zeros_like(x, dtype=T.bool)
+                index.scatter_(1, target.data.view(-1, 1), 1)
+                index_float = index.type(T.FloatTensor)
+                batch_m = T.matmul(m_list[None, :], index_float.transpose(0, 1))
+                return T.where(index, x - batch_m.view((-1, 1)), x)
+            """,
+            line=3,
+        ),
+        # names imported from torch; masked_fill raises
+        Invalid(
+            """
+            from torch import where, uint8, zeros
+            def f(x, n):
+                pad = zeros(n, dtype=uint8)
+                y = x.masked_fill(pad, 0.0)
+                return where(pad, y, x)
+            """,
+            fixed="""
+            from torch import where, uint8, zeros
+            def f(x, n):
+                pad = zeros(n, dtype=bool)
+                y = x.masked_fill(pad, 0.0)
+                return where(pad, y, x)
+            """,
+        ),
+        # .byte() of a comparison used as an index: safe
+        Invalid(
+            """
+            import torch
+            def select(scores, thr):
+                keep = (scores > thr).byte()
+                return scores[keep], keep.sum()
+            """,
+            fixed="""
+            import torch
+            def select(scores, thr):
+                keep = (scores > thr).bool()
+                return scores[keep], keep.sum()
+            """,
+        ),
+        # .byte() of unknown values: unsafe (0.5 -> 0 as uint8, True as bool)
+        Invalid(
+            """
+            def f(x, w):
+                m = w.byte()
+                return x.masked_select(m)
+            """,
+            fixed="""
+            def f(x, w):
+                m = w.bool()
+                return x.masked_select(m)
+            """,
+        ),
+        # inline ByteTensor constructor and .type(torch.uint8)
+        Invalid(
+            """
+            import torch
+            def f(x, lengths):
+                x = x.masked_fill_(torch.ByteTensor([[0, 1], [1, 1]]), 0)
+                m = (x > 0).type(torch.uint8).cuda()
+                x[m] = 0
+                return x
+            """,
+            fixed="""
+            import torch
+            def f(x, lengths):
+                x = x.masked_fill_(torch.BoolTensor([[0, 1], [1, 1]]), 0)
+                m = (x > 0).bool().cuda()
+                x[m] = 0
+                return x
+            """,
+            count=2,
+        ),
+        # used with arithmetic: unsafe, still fixed at the creation site
+        Invalid(
+            """
+            import torch
+            def f(x, y):
+                m = torch.ones(x.shape, dtype=torch.uint8)
+                z = x[~m] + (1 - m) * y
+                return z
+            """,
+            fixed="""
+            import torch
+            def f(x, y):
+                m = torch.ones(x.shape, dtype=torch.bool)
+                z = x[~m] + (1 - m) * y
+                return z
+            """,
+        ),
+        # inside a loop body, tensor method where, .to(uint8) with a device
+        Invalid(
+            """
+            import torch
+            def f(xs, dev):
+                out = []
+                for x in xs:
+                    valid = (x != 0).to(dev, torch.uint8)
+                    out.append(x.where(valid, torch.zeros_like(x)))
+                return out
+            """,
+            fixed="""
+            import torch
+            def f(xs, dev):
+                out = []
+                for x in xs:
+                    valid = (x != 0).to(dev, torch.bool)
+                    out.append(x.where(valid, torch.zeros_like(x)))
+                return out
+            """,
+        ),
+    ]
+
+    def __init__(self, context) -> None:
+        super().__init__(context)
+        self.findings: dict[int, Finding] = {}
+        self._torch_alias: str | None | bool = False
+
+    # --------------------------------------------------------------- mask positions
+
+    def visit_Call(self, node: cst.Call) -> None:
+        for expr, use in self._call_masks(node):
+            self._check(expr, use, [*self.context.stack, node])
+
+    def visit_Subscript(self, node: cst.Subscript) -> None:
+        if not self._is_index_target(node) and self._is_annotation():
+            return
+        for expr, use in self._subscript_masks(node, self._is_index_target(node)):
+            self._check(expr, use, [*self.context.stack, node])
+
+    def _is_annotation(self) -> bool:
+        return any(isinstance(n, cst.Annotation) for n in self.context.stack)
+
+    def _is_index_target(self, node: cst.Subscript) -> bool:
+        parent = self.context.parent()
+        return (isinstance(parent, cst.AssignTarget) and parent.target is node) or (
+            isinstance(parent, cst.AugAssign) and parent.target is node
+        )
+
+    def _call_masks(self, node: cst.Call) -> list[tuple[cst.BaseExpression, Use]]:
+        func = node.func
+        if not isinstance(func, (cst.Attribute, cst.Name)):
+            return []
+        attr = func.attr.value if isinstance(func, cst.Attribute) else func.value
+        if attr != "where" and attr not in MASKED_METHODS:
+            return []
+        qual = self.context.qualname(func)
+        if qual is not None and not qual.startswith("torch."):
+            return []
+        if qual is None and not isinstance(func, cst.Attribute):
+            return []
+        # function form (torch.where, torch.masked_fill, torch.Tensor.masked_fill): the
+        # tensor is the first argument; method form: the receiver is the tensor
+        function_form = qual is not None
+        # torch.Tensor.masked_fill(x, mask, v): the tensor is passed first
+        shift = 1 if function_form and qual.startswith("torch.Tensor.") else 0
+        if attr == "where":
+            cond = _argument(node, shift, "condition")
+            n_args = len(node.args)
+            if function_form and not shift and n_args < 3:
+                return []  # torch.where(cond) is nonzero(): uint8 is fine there
+            api = "torch.where" if function_form else "Tensor.where"
+            return [(cond, Use("where", api))] if cond is not None else []
+        mask = _argument(node, 1 if function_form else 0, "mask")
+        if shift:
+            mask = _argument(node, 1, "mask")
+        return [(mask, Use("masked", attr))] if mask is not None else []
+
+    def _subscript_masks(
+        self, node: cst.Subscript, assigned: bool
+    ) -> list[tuple[cst.BaseExpression, Use]]:
+        out = []
+        for element in node.slice:
+            if isinstance(element.slice, cst.Index) and element.slice.star is None:
+                kind = "index-assign" if assigned else "index"
+                out.append((element.slice.value, Use(kind, "indexing")))
+        return out
+
+    # --------------------------------------------------------------- tracking
+
+    def _check(self, expr: cst.BaseExpression, use: Use, path: list[cst.CSTNode]) -> None:
+        found = self._origin(expr, path, 0)
+        if found is None:
+            return
+        creation, local, local_path, clean_chain = found
+        finding = self.findings.get(id(creation.node))
+        if finding is None:
+            safe = creation.zero_one and clean_chain
+            if safe and local is not None:
+                safe = self._every_use_is_safe(local, local_path)
+            finding = Finding(creation, local, safe=safe)
+            self.findings[id(creation.node)] = finding
+        finding.uses.append(use)
+
+    def _origin(self, expr, path, hops):
+        """(creation, local name, path to its assignment, chain is bool-identical) or None."""
+        clean = True
+        while True:
+            creation = self._creation(expr, path)
+            if creation is not None:
+                return creation, None, None, clean
+            if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute):
+                method = expr.func.attr.value
+                if method in DTYPE_PRESERVING or (method == "to" and _device_only_to(expr)):
+                    expr = expr.func.value
+                    continue
+                return None
+            if isinstance(expr, cst.Attribute) and expr.attr.value in DTYPE_PRESERVING_ATTRS:
+                expr = expr.value
+                continue
+            if isinstance(expr, cst.Subscript):
+                expr = expr.value
+                continue
+            if isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, cst.BitInvert):
+                clean = False  # ~ on uint8 is bitwise, on bool logical
+                expr = expr.expression
+                continue
+            if isinstance(expr, cst.Name) and hops < MAX_HOPS:
+                reached = reaching_assignment(expr.value, path)
+                if reached is None:
+                    return None
+                value, value_path = reached
+                inner = self._origin(value, value_path, hops + 1)
+                if inner is None:
+                    return None
+                creation, local, local_path, inner_clean = inner
+                if local is None:
+                    # the creation (or a dtype-preserving chain on it) was assigned here
+                    return creation, expr.value, value_path, clean and inner_clean
+                return creation, local, local_path, False
+            return None
+
+    # --------------------------------------------------------------- creation sites
+
+    def _creation(self, expr: cst.BaseExpression, path) -> Creation | None:
+        if not isinstance(expr, cst.Call):
+            return None
+        func = expr.func
+        qual = self.context.qualname(func)
+        # torch.ByteTensor(...), torch.cuda.ByteTensor(...)
+        if qual in BYTE_TENSOR_TYPES:
+            return Creation(
+                expr, f"`{self.context.code(func)}(...)`", _zero_one_literal_args(expr),
+                self._rename_byte_tensor(func),
+            )
+        method = func.attr.value if isinstance(func, cst.Attribute) else None
+        # x.byte()
+        if method == "byte" and qual is None and not expr.args:
+            return Creation(
+                expr, "`.byte()`", self._is_boolean(func.value, path, 0),
+                (func.attr, cst.Name("bool")),
+            )
+        # x.type(torch.uint8) / x.to(torch.uint8) / x.to(dev, torch.uint8) / x.type(torch.ByteTensor)
+        if method in ("type", "to") and qual is None:
+            for i, arg in enumerate(expr.args):
+                if arg.keyword is not None and arg.keyword.value != "dtype":
+                    continue
+                if self._is_uint8(arg.value) or (method == "type" and self._is_byte_type(arg.value)):
+                    return Creation(
+                        expr, f"`.{method}({self.context.code(arg.value)})`",
+                        self._is_boolean(func.value, path, 0),
+                        self._type_to_bool_edit(expr, arg),
+                    )
+            return None
+        # any torch factory / tensor method with dtype=torch.uint8
+        dtype = _keyword(expr, "dtype")
+        if dtype is None or not self._is_uint8(dtype):
+            return None
+        if qual is not None and qual.startswith("torch."):
+            zero_one = qual in ZERO_ONE_FACTORIES or (
+                qual in FULL_FACTORIES and _is_zero_one(_argument(expr, 1, "fill_value"))
+            ) or (qual in LITERAL_FACTORIES and _zero_one_literal_args(expr))
+        elif qual is None and isinstance(func, cst.Attribute):
+            zero_one = method in ZERO_ONE_METHODS or (
+                method == "new_full" and _is_zero_one(_argument(expr, 1, "fill_value"))
+            )
+        else:
+            return None
+        edit = self._dtype_edit(dtype)
+        return Creation(expr, "`dtype=torch.uint8`", zero_one, edit)
+
+    def _is_uint8(self, node: cst.BaseExpression) -> bool:
+        return self.context.qualname(node) == UINT8
+
+    def _is_byte_type(self, node: cst.BaseExpression) -> bool:
+        if isinstance(node, cst.SimpleString):
+            return node.evaluated_value in BYTE_TENSOR_STRINGS
+        return self.context.qualname(node) in BYTE_TENSOR_TYPES
+
+    def _is_boolean(self, expr: cst.BaseExpression, path, hops: int) -> bool:
+        """Whether expr certainly evaluates to a bool tensor (so .byte() holds only 0/1)."""
+        if isinstance(expr, cst.Comparison):
+            return all(
+                not isinstance(c.operator, (cst.In, cst.NotIn, cst.Is, cst.IsNot))
+                for c in expr.comparisons
+            )
+        if isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, cst.BitInvert):
+            return self._is_boolean(expr.expression, path, hops)
+        if isinstance(expr, cst.BinaryOperation) and isinstance(
+            expr.operator, (cst.BitAnd, cst.BitOr, cst.BitXor)
+        ):
+            return self._is_boolean(expr.left, path, hops) and self._is_boolean(
+                expr.right, path, hops
+            )
+        if isinstance(expr, cst.Call):
+            func = expr.func
+            qual = self.context.qualname(func)
+            if qual in BOOLEAN_FUNCTIONS:
+                return True
+            if isinstance(func, cst.Attribute) and qual is None:
+                method = func.attr.value
+                if method in BOOLEAN_METHODS:
+                    return True
+                if method in DTYPE_PRESERVING:
+                    return self._is_boolean(func.value, path, hops)
+            return False
+        if isinstance(expr, cst.Name) and hops < MAX_HOPS:
+            reached = reaching_assignment(expr.value, path)
+            return reached is not None and self._is_boolean(reached[0], reached[1], hops + 1)
+        return False
+
+    # --------------------------------------------------------------- fixes
+
+    def _torch(self) -> str | None:
+        """A local name bound to the torch module, if the file has one."""
+        if self._torch_alias is False:
+            names = [k for k, v in self.context.imports.names.items() if v == "torch"]
+            self._torch_alias = "torch" if "torch" in names else (sorted(names)[0] if names else None)
+        return self._torch_alias  # type: ignore[return-value]
+
+    def _bool_dtype(self, uint8: cst.BaseExpression) -> cst.BaseExpression | None:
+        if isinstance(uint8, cst.Attribute):
+            return uint8.with_changes(attr=cst.Name("bool"))
+        torch = self._torch()
+        if torch is not None:
+            return cst.Attribute(cst.Name(torch), cst.Name("bool"))
+        return None
+
+    def _dtype_edit(self, uint8: cst.BaseExpression):
+        new = self._bool_dtype(uint8)
+        if new is None:
+            # `from torch import uint8` and no torch module name: factories and `.to`
+            # accept Python's `bool` as torch.bool
+            new = cst.Name("bool").with_changes(lpar=uint8.lpar, rpar=uint8.rpar)
+        return (uint8, new)
+
+    def _type_to_bool_edit(self, call: cst.Call, arg: cst.Arg):
+        func = call.func
+        assert isinstance(func, cst.Attribute)
+        value = arg.value
+        if self._is_byte_type(value):
+            # .type(torch.ByteTensor) also picks the device (CPU): keep that, rename the type
+            if isinstance(value, cst.SimpleString):
+                new = value.with_changes(value=value.value.replace("ByteTensor", "BoolTensor"))
+                return (value, new)
+            renamed = self._rename_byte_tensor(value)
+            return renamed
+        if len(call.args) == 1:
+            return (call, call.with_changes(func=func.with_changes(attr=cst.Name("bool")), args=()))
+        if func.attr.value == "type":
+            new = self._bool_dtype(value)  # `.type(bool)` is not accepted: need torch.bool
+            return None if new is None else (value, new)
+        return self._dtype_edit(value)
+
+    def _rename_byte_tensor(self, node: cst.BaseExpression):
+        if isinstance(node, cst.Attribute):
+            return (node.attr, cst.Name("BoolTensor"))
+        torch = self._torch()
+        qual = self.context.qualname(node)
+        if torch is None or qual is None:
+            return None
+        dotted = qual.replace("torch", torch, 1).replace("ByteTensor", "BoolTensor")
+        return (node, cst.parse_expression(dotted))
+
+    # --------------------------------------------------------------- safety of the fix
+
+    def _every_use_is_safe(self, name: str, assign_path: list[cst.CSTNode]) -> bool:
+        scope = next(
+            (n for n in reversed(assign_path) if isinstance(n, (cst.FunctionDef, cst.Module))),
+            None,
+        )
+        if scope is None:
+            return False
+        checker = _UseChecker(name, self)
+        scope.visit(checker)
+        params = 0
+        if isinstance(scope, cst.FunctionDef):
+            params = sum(1 for p in _params(scope) if p == name)
+        return checker.bindings == 1 and params == 0 and checker.ok
+
+    # --------------------------------------------------------------- reporting
+
+    def leave_Module(self, node: cst.Module) -> None:
+        for finding in self.findings.values():
+            self._report(finding)
+
+    def _report(self, finding: Finding) -> None:
+        creation = finding.creation
+        uses = finding.uses
+        worst = next((u for u in uses if u.kind in ("masked", "index-assign")), uses[0])
+        if worst.kind == "masked":
+            effect = f"`{worst.api}` raises on a uint8 mask on torch 2.13 (only boolean masks are supported)"
+        elif worst.kind == "index-assign":
+            effect = (
+                "index assignment through a uint8 mask raises on torch 2.13 for a scalar "
+                "value and is deprecated otherwise"
+            )
+        elif worst.kind == "where":
+            effect = (
+                f"`{worst.api}` with a uint8 condition is deprecated: torch 2.13 warns and "
+                "converts it to bool"
+            )
+        else:
+            effect = (
+                "indexing with a uint8 tensor is deprecated: torch 2.13 warns and reads it "
+                "as a boolean mask"
+            )
+        subject = f"`{finding.local}`" if finding.local else "a tensor"
+        message = (
+            f"{subject} is created as uint8 ({creation.what}) and used as a mask; {effect}. "
+            "Create it as `torch.bool`"
+        )
+        fix = None
+        if creation.edit is not None:
+            applicability = Applicability.SAFE if finding.safe else Applicability.UNSAFE
+            fix = Fix("Create the mask as `torch.bool`", applicability, (creation.edit,))
+        self.report(
+            creation.node,
+            message,
+            fix=fix,
+            help="masks are `torch.bool`: use `dtype=torch.bool`, `.bool()` or `torch.BoolTensor`",
+        )
+
+
+# ----------------------------------------------------------------------------- uses
+
+
+class _UseChecker(cst.CSTVisitor):
+    """Counts bindings of a local and checks that every read of it keeps bool == uint8."""
+
+    def __init__(self, name: str, rule: Uint8Mask) -> None:
+        self.name = name
+        self.rule = rule
+        self.stack: list[cst.CSTNode] = []
+        self.mask_exprs: set[int] = set()
+        self.bindings = 0
+        self.ok = True
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        if isinstance(node, cst.Call):
+            self.mask_exprs |= {id(e) for e, _ in self.rule._call_masks(node)}
+        elif isinstance(node, cst.Subscript):
+            self.mask_exprs |= {id(e) for e, _ in self.rule._subscript_masks(node, False)}
+        elif isinstance(node, cst.Name) and node.value == self.name:
+            self._classify(node)
+        self.stack.append(node)
+        return True
+
+    def on_leave(self, original_node: cst.CSTNode) -> None:
+        self.stack.pop()
+
+    def _classify(self, node: cst.Name) -> None:
+        parent = self.stack[-1] if self.stack else None
+        grand = self.stack[-2] if len(self.stack) > 1 else None
+        if isinstance(parent, cst.AssignTarget) and parent.target is node:
+            self.bindings += 1
+            return
+        if isinstance(parent, (cst.Attribute,)) and parent.attr is node:
+            return  # `other.name`: not our local
+        if isinstance(parent, cst.Arg) and parent.keyword is node:
+            return
+        if isinstance(parent, cst.Param) and parent.name is node:
+            return  # counted through the function's parameters / a nested scope
+        if isinstance(parent, (cst.FunctionDef, cst.ClassDef, cst.ImportAlias, cst.AsName)):
+            self.ok = False
+            return
+        if id(node) in self.mask_exprs:
+            return
+        if isinstance(parent, cst.Attribute) and parent.value is node:
+            attr = parent.attr.value
+            if isinstance(grand, cst.Call) and grand.func is parent:
+                if _value_preserving_call(grand, attr, self.rule):
+                    return
+                self.ok = False
+                return
+            if attr in DTYPE_BLIND_ATTRS:
+                return
+            self.ok = False
+            return
+        if isinstance(parent, cst.Subscript) and parent.value is node:
+            # `name[i] = 0/1` keeps a 0/1 tensor 0/1
+            great = self.stack[-2] if len(self.stack) > 1 else None
+            if isinstance(great, cst.AssignTarget) and great.target is parent:
+                assign = self.stack[-3] if len(self.stack) > 2 else None
+                if isinstance(assign, cst.Assign) and _is_zero_one(assign.value):
+                    return
+        self.ok = False
+
+
+def _value_preserving_call(call: cst.Call, method: str, rule: Uint8Mask) -> bool:
+    if method in VALUE_CONVERSIONS or method in DTYPE_BLIND_METHODS:
+        return not (method in VALUE_CONVERSIONS and call.args)
+    if method == "type":
+        return len(call.args) == 1  # .type() without argument returns the type's name
+    if method == "to":
+        return any(_dtype_like(arg, rule) for arg in call.args)
+    if method == "scatter_":
+        value = _argument(call, 2, "value")
+        return len(call.args) == 3 and _is_zero_one(value)
+    if method == "fill_":
+        return len(call.args) == 1 and _is_zero_one(call.args[0].value)
+    if method == "zero_":
+        return not call.args
+    return False
+
+
+def _dtype_like(arg: cst.Arg, rule: Uint8Mask) -> bool:
+    if arg.keyword is not None:
+        return arg.keyword.value == "dtype"
+    qual = rule.context.qualname(arg.value)
+    if qual is not None and qual.startswith("torch.") and qual.split(".")[-1] in TORCH_DTYPES:
+        return True
+    text = rule.context.code(arg.value)
+    return text.endswith("dtype")
+
+
+TORCH_DTYPES = {
+    "float", "float32", "float64", "double", "float16", "half", "bfloat16", "int", "int32",
+    "int64", "long", "int16", "short", "int8", "uint8", "bool",
+}
+
+
+# ----------------------------------------------------------------------------- dataflow
+
+
+def reaching_assignment(
+    name: str, path: Sequence[cst.CSTNode]
+) -> tuple[cst.BaseExpression, list[cst.CSTNode]] | None:
+    """The value of the only assignment `name = value` that reaches the end of `path`.
+
+    `path` is the chain of ancestors of a use, outermost first. The search walks back
+    through the enclosing blocks in straight-line order and gives up (None) when the
+    nearest earlier binding is not a plain single-target assignment, when it sits in a
+    compound statement, when a loop or `with`/`try` around the use also binds the name, or
+    when the search leaves the function. Returns the value and the path to it.
+    """
+    path = list(path)
+    for i in range(len(path) - 1, -1, -1):
+        node = path[i]
+        if isinstance(node, (cst.FunctionDef, cst.ClassDef)) and i < len(path) - 1:
+            return None
+        if isinstance(node, cst.Lambda) and name in _lambda_params(node):
+            return None
+        if isinstance(node, (cst.ListComp, cst.SetComp, cst.GeneratorExp, cst.DictComp)):
+            if _comprehension_binds(node, name):
+                return None
+        if i + 1 >= len(path):
+            continue
+        child = path[i + 1]
+        if isinstance(node, (cst.SimpleStatementLine, cst.SimpleStatementSuite)):
+            smalls = list(node.body)
+            k = _index(smalls, child)
+            if k is None:
+                return None
+            for small in reversed(smalls[:k]):
+                hit = _assigned(small, name)
+                if hit is not None:
+                    return hit, path[: i + 1] + [small]
+                if binds(small, name):
+                    return None
+        elif isinstance(node, (cst.IndentedBlock, cst.Module)):
+            body = list(node.body)
+            k = _index(body, child)
+            if k is None:
+                return None
+            for stmt in reversed(body[:k]):
+                if isinstance(stmt, cst.SimpleStatementLine):
+                    for small in reversed(stmt.body):
+                        hit = _assigned(small, name)
+                        if hit is not None:
+                            return hit, path[: i + 1] + [stmt, small]
+                        if binds(small, name):
+                            return None
+                elif binds(stmt, name) or _defines(stmt, name):
+                    return None
+        elif isinstance(node, cst.BaseCompoundStatement) and not isinstance(
+            node, (cst.If, cst.FunctionDef, cst.ClassDef)
+        ):
+            # leaving a loop, `with` or `try`: a binding anywhere in it may reach the use
+            if binds(node, name):
+                return None
+    return None
+
+
+def _assigned(small: cst.BaseSmallStatement, name: str) -> cst.BaseExpression | None:
+    if isinstance(small, cst.Assign) and len(small.targets) == 1:
+        target = small.targets[0].target
+        if isinstance(target, cst.Name) and target.value == name:
+            return small.value
+    if (
+        isinstance(small, cst.AnnAssign)
+        and isinstance(small.target, cst.Name)
+        and small.target.value == name
+        and small.value is not None
+    ):
+        return small.value
+    return None
+
+
+def _defines(stmt: cst.BaseStatement, name: str) -> bool:
+    return isinstance(stmt, (cst.FunctionDef, cst.ClassDef)) and stmt.name.value == name
+
+
+def _index(items: list, node) -> int | None:
+    for k, item in enumerate(items):
+        if item is node:
+            return k
+    return None
+
+
+def _lambda_params(node: cst.Lambda) -> set[str]:
+    p = node.params
+    names = {x.name.value for x in (*p.posonly_params, *p.params, *p.kwonly_params)}
+    for star in (p.star_arg, p.star_kwarg):
+        if isinstance(star, cst.Param):
+            names.add(star.name.value)
+    return names
+
+
+def _comprehension_binds(node: cst.CSTNode, name: str) -> bool:
+    comp = node.for_in
+    while comp is not None:
+        if binds(comp.target, name) or (
+            isinstance(comp.target, cst.Name) and comp.target.value == name
+        ) or any(isinstance(e.value, cst.Name) and e.value.value == name for e in _elements(comp.target)):
+            return True
+        comp = comp.inner_for_in
+    return False
+
+
+def _elements(node: cst.CSTNode) -> Iterator:
+    if isinstance(node, (cst.Tuple, cst.List)):
+        for el in node.elements:
+            yield el
+            yield from _elements(el.value)
+
+
+def _params(func: cst.FunctionDef) -> list[str]:
+    p = func.params
+    names = [x.name.value for x in (*p.posonly_params, *p.params, *p.kwonly_params)]
+    for star in (p.star_arg, p.star_kwarg):
+        if isinstance(star, cst.Param):
+            names.append(star.name.value)
+    return names
+
+
+# ----------------------------------------------------------------------------- arguments
+
+
+def _argument(call: cst.Call, position: int, keyword: str) -> cst.BaseExpression | None:
+    positional = [a for a in call.args if a.keyword is None and not a.star]
+    if any(a.star for a in call.args):
+        return None
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value == keyword:
+            return arg.value
+    if position < len(positional):
+        return positional[position].value
+    return None
+
+
+def _keyword(call: cst.Call, keyword: str) -> cst.BaseExpression | None:
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value == keyword:
+            return arg.value
+    return None
+
+
+def _device_only_to(call: cst.Call) -> bool:
+    """`.to(device)`, `.to(x.device, non_blocking=True)`, `.to("cuda")`: keeps the dtype."""
+    if not call.args:
+        return False
+    for arg in call.args:
+        if arg.keyword is not None:
+            if arg.keyword.value not in ("device", "non_blocking", "copy", "memory_format"):
+                return False
+            continue
+        value = arg.value
+        if isinstance(value, cst.SimpleString):
+            text = value.evaluated_value
+            if not isinstance(text, str) or not text.split(":")[0] in ("cuda", "cpu", "mps", "xpu", "meta"):
+                return False
+            continue
+        name = value.attr.value if isinstance(value, cst.Attribute) else (
+            value.value if isinstance(value, cst.Name) else ""
+        )
+        if "device" not in name.lower() and name not in ("dev",):
+            return False
+    return True
+
+
+def _is_zero_one(node: cst.BaseExpression | None) -> bool:
+    if isinstance(node, cst.Integer):
+        return node.value in ("0", "1")
+    if isinstance(node, cst.Name):
+        return node.value in ("True", "False")
+    return False
+
+
+def _zero_one_literal(node: cst.BaseExpression) -> bool:
+    if isinstance(node, (cst.List, cst.Tuple)):
+        return bool(node.elements) and all(_zero_one_literal(e.value) for e in node.elements)
+    return _is_zero_one(node)
+
+
+def _zero_one_literal_args(call: cst.Call) -> bool:
+    """`torch.ByteTensor([[0, 1], [1, 0]])`, `torch.tensor([1, 0], dtype=...)`."""
+    positional = [a for a in call.args if a.keyword is None]
+    return (
+        len(positional) == 1
+        and isinstance(positional[0].value, (cst.List, cst.Tuple))
+        and _zero_one_literal(positional[0].value)
+    )

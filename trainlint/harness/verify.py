@@ -1,0 +1,172 @@
+"""Attribution by ablation: which proposed fixes the probes confirm, refute or cannot see."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+from trainlint import engine
+from trainlint.diagnostic import Diagnostic
+from trainlint.harness.extract import Target, find_targets, probe_source
+from trainlint.harness.invariants import lr_trace, violations
+from trainlint.harness.sandbox import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S, run_probe
+from trainlint.rule import Rule
+
+# Why a rule's fix can be invisible to the probes, when it is.
+UNOBSERVABLE = {
+    "TL005": "a mutable default whose sharing no probe observed (the default was never mutated)",
+}
+
+
+@dataclass
+class Verdict:
+    filename: str
+    target: str
+    kind: str
+    code: str
+    row: int
+    message: str
+    verdict: str  # confirmed | refuted | inconclusive
+    devices: list[str]
+    evidence: str
+    traces: dict[str, list] = field(default_factory=dict)
+
+    def as_json(self) -> dict:
+        return {
+            "filename": self.filename,
+            "target": self.target,
+            "kind": self.kind,
+            "code": self.code,
+            "row": self.row,
+            "verdict": self.verdict,
+            "devices": self.devices,
+            "evidence": self.evidence,
+            "message": self.message,
+            "traces": self.traces,
+        }
+
+
+@dataclass
+class Settings:
+    devices: list[str]
+    timeout: float = DEFAULT_TIMEOUT_S
+    memory_mb: int | None = DEFAULT_MEMORY_MB
+    targets: dict = field(default_factory=dict)  # [tool.trainlint.verify.<Class>] tables
+    jobs: int = max(os.cpu_count() or 1, 1)
+
+
+def fix_key(d: Diagnostic) -> tuple[str, str]:
+    """Identifies one fix across lint rounds (rows move as earlier fixes add lines)."""
+    return (d.code, d.message)
+
+
+def verify_file(
+    path: str,
+    data: bytes,
+    rules: Sequence[type[Rule]],
+    settings: Settings,
+    progress: Callable[[str], None] = lambda s: None,
+) -> list[Verdict]:
+    result = engine.lint(path, data, rules)
+    if result.module is None:
+        return []
+    fixable = [d for d in result.diagnostics if d.fixable(unsafe=True)]
+    verdicts: list[Verdict] = []
+    for target in find_targets(result.module):
+        mine = [d for d in fixable if target.first_row <= d.row <= target.last_row]
+        if mine:
+            progress(f"{path}: probing {target.name} ({len(mine)} fixes)")
+            verdicts += _verify_target(path, data, rules, target, mine, settings)
+    return verdicts
+
+
+def _variant(path, data, rules, keys: set, target: Target) -> str | None:
+    fixed = engine.fix(path, data, rules, unsafe=True, accept=lambda d: fix_key(d) in keys)
+    module = engine.lint(path, fixed.data, []).module or engine.parse(engine.decode(fixed.data))
+    return probe_source(module, target.name)
+
+
+def _verify_target(path, data, rules, target: Target, fixes: list[Diagnostic], settings) -> list[Verdict]:
+    keys = [fix_key(d) for d in fixes]
+    sources = {"original": _variant(path, data, rules, set(), target),
+               "all": _variant(path, data, rules, set(keys), target)}
+    for key in dict.fromkeys(keys):
+        sources[key] = _variant(path, data, rules, set(keys) - {key}, target)
+    observe = [d.data for d in fixes if d.data]
+    configured = settings.targets.get(target.name, {})
+    spec = {
+        "target": target.name,
+        "kind": target.kind,
+        "devices": settings.devices,
+        "observe": observe,
+        "kwargs": configured.get("kwargs", {}),
+        "steps": configured.get("steps"),
+        "num_classes": configured.get("num_classes"),
+    }
+    names = list(sources)
+    with ThreadPoolExecutor(max_workers=settings.jobs) as pool:
+        runs = list(pool.map(
+            lambda n: run_probe({**spec, "source": sources[n]}, settings.timeout, settings.memory_mb),
+            names,
+        ))
+    probes = dict(zip(names, runs))
+    results = {n: r.result for n, r in probes.items()}
+    for r in results.values():
+        if r is not None:
+            r["target"] = target.name
+    return [
+        _attribute(path, target, d, fix_key(d), results, probes, observe, settings.devices)
+        for d in fixes
+    ]
+
+
+def _attribute(path, target, d: Diagnostic, key, results, probes, observe, devices) -> Verdict:
+    def verdict(v: str, evidence: str, traces=None) -> Verdict:
+        return Verdict(path, target.name, target.kind, d.code, d.row, d.message, v,
+                       list(devices), evidence, traces or {})
+
+    for name in ("original", "all", key):
+        if results[name] is None:
+            label = "the original" if name == "original" else (
+                "the fixed code" if name == "all" else "the fixed code without this fix")
+            return verdict("inconclusive", f"{label}: {probes[name].problem}")
+        if results[name].get("unguessable"):
+            return verdict(
+                "inconclusive",
+                f"cannot guess constructor argument `{results[name]['unguessable']}`; set it under "
+                f"[tool.trainlint.verify.{target.name}] kwargs",
+            )
+    original = results["original"]
+    broken = {
+        name: violations(results[name], observe, original) for name in ("original", "all", key)
+    }
+    traces = _traces(results, key)
+    introduced = {v: e for v, e in broken["all"].items() if v not in broken["original"] and v not in broken[key]}
+    if introduced:
+        v, e = next(iter(introduced.items()))
+        return verdict("refuted", f"with the fix, {v} breaks (the original satisfied it): {e}", traces)
+    needed = {v: e for v, e in broken[key].items() if v not in broken["all"]}
+    if needed:
+        v, e = next(iter(needed.items()))
+        return verdict("confirmed", f"without this fix {v} breaks: {e}", traces)
+    if broken["all"]:
+        v, e = next(iter(broken["all"].items()))
+        return verdict(
+            "inconclusive",
+            f"the fixed code still breaks {v} ({e}), and leaving this fix out changes nothing "
+            "the probe checks",
+            traces,
+        )
+    reason = UNOBSERVABLE.get(d.code, "leaving this fix out breaks no invariant the probe checks")
+    return verdict("inconclusive", reason, traces)
+
+
+def _traces(results: dict, key) -> dict[str, list]:
+    out = {}
+    for label, name in (("original", "original"), ("fixed", "all"), ("without-this-fix", key)):
+        r = results[name]
+        if r and r.get("kind") == "scheduler" and "step" in r.get("methods", {}):
+            out[label] = lr_trace(r["methods"]["step"])
+    return out
