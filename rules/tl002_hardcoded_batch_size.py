@@ -103,6 +103,11 @@ _CONFIG_NAME = re.compile(
     re.I,
 )
 
+# Functions and methods that draw a batch of the size they are given (replay-buffer
+# sampling, index permutations, `range(batch_size)` loops); lowercase names only, so that
+# `BatchSampler(...)` and `DataLoader(...)` (which yield a short last batch) do not count.
+_BATCH_SOURCE = re.compile(r"sample|choice|randperm|randint|permutation|multinomial|batch|^range$")
+
 _UNKNOWN = object()  # a binding whose value is not a plain expression (for target, unpacking)
 _IMPORTED = object()
 
@@ -634,18 +639,95 @@ class HardcodedBatchSize(Rule):
         ),
     ]
 
-    # ------------------------------------------------------------------ module facts
+    # ------------------------------------------------------------------ traversal
+    # The traversal only records cheap facts and the few candidate calls; the analysis
+    # (module bindings, dataflow, class attributes) runs at the end, for candidates only.
 
     def visit_Module(self, node: cst.Module) -> None:
         self._configured: dict[int, str] = {}
-        node.visit(_ConfiguredBatchSizes(self._configured))
-        module_scope = _Bindings(node)
-        node.visit(module_scope)
-        self._globals = module_scope.values
-        self._star_import = _has_star_import(node)
+        self._candidates: list[tuple[cst.Call, tuple[cst.CSTNode, ...], str]] = []
+        self._aliases: dict[int, set[str]] = {}  # function id -> locals copied from a batch size
+        self._global_functions: list[cst.FunctionDef] = []
         self._scopes: dict[int, _Bindings] = {}
-        for func in _functions_declaring_global(node):
+        self._sources: dict[tuple[int, str], bool] = {}
+        self._stack: tuple[cst.CSTNode, ...] = ()
+
+    def visit_Call(self, node: cst.Call) -> None:
+        _record_configured_call(node, self._configured)
+        shape = _shape_call(node, self.context.qualname)
+        if shape is not None:
+            dims = shape[1]
+            leading = dims[0].value
+            literal = int_literal(leading)
+            if literal is not None:
+                if literal > 1 and not any(int_literal(d.value) == -1 for d in dims[1:]):
+                    self._candidates.append((node, tuple(self.context.stack), "shape"))
+            elif self._maybe_batch_size(leading):
+                self._candidates.append((node, tuple(self.context.stack), "shape"))
+            return
+        func = self.context.enclosing(cst.FunctionDef)
+        if func is not None and func.name.value == "forward":
+            dims = _factory_dims(node, self.context.qualname)
+            if any(self._maybe_batch_size(d) for d in dims):
+                self._candidates.append((node, tuple(self.context.stack), "factory"))
+
+    def _maybe_batch_size(self, node: cst.BaseExpression) -> bool:
+        """Cheap syntactic test: could node be a configured batch size?"""
+        if isinstance(node, cst.Name):
+            if is_batch_size_name(node.value):
+                return True
+            func = self.context.enclosing(cst.FunctionDef)
+            return func is not None and node.value in self._aliases.get(id(func), ())
+        return _named_batch_size(node)
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        for t in node.targets:
+            target = t.target
+            if isinstance(target, (cst.Name, cst.Attribute)):
+                name = target.value if isinstance(target, cst.Name) else target.attr.value
+                _record(self._configured, name, node.value, "{name} = {n}")
+        if _named_batch_size(node.value) or (
+            isinstance(node.value, cst.Name) and is_batch_size_name(node.value.value)
+        ):
+            func = self.context.enclosing(cst.FunctionDef)
+            if func is not None:
+                for t in node.targets:
+                    if isinstance(t.target, cst.Name):
+                        self._aliases.setdefault(id(func), set()).add(t.target.value)
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        target = node.target
+        if isinstance(target, (cst.Name, cst.Attribute)):
+            name = target.value if isinstance(target, cst.Name) else target.attr.value
+            _record(self._configured, name, node.value, "{name} = {n}")
+
+    def visit_Param(self, node: cst.Param) -> None:
+        _record(self._configured, node.name.value, node.default, "{name}={n}")
+
+    def visit_DictElement(self, node: cst.DictElement) -> None:
+        if isinstance(node.key, cst.SimpleString) and isinstance(node.key.evaluated_value, str):
+            _record(self._configured, node.key.evaluated_value, node.value, "'{name}': {n}")
+
+    def visit_Global(self, node: cst.Global) -> None:
+        func = self.context.enclosing(cst.FunctionDef)
+        if func is not None:
+            self._global_functions.append(func)
+
+    def leave_Module(self, original_node: cst.Module) -> None:
+        if not self._candidates:
+            return
+        module_scope = _Bindings(original_node)
+        original_node.visit(module_scope)
+        self._globals = module_scope.values
+        self._star_import = _has_star_import(original_node)
+        for func in self._global_functions:
             self._scope(func)  # `global X` writes join the module's bindings of X
+        for call, stack, kind in self._candidates:
+            self._stack = stack
+            if kind == "shape":
+                self._check_shape(call, *_shape_call(call, self.context.qualname))
+            else:
+                self._check_factory(call, self._function())
 
     def _scope(self, func: cst.FunctionDef) -> _Bindings:
         scope = self._scopes.get(id(func))
@@ -659,22 +741,16 @@ class HardcodedBatchSize(Rule):
                 self._globals.setdefault(name, []).extend(scope.values.pop(name, []))
         return scope
 
-    # ------------------------------------------------------------------ visiting
-
-    def visit_Call(self, node: cst.Call) -> None:
-        shape = _shape_call(node, self.context.qualname)
-        if shape is not None:
-            self._check_shape(node, *shape)
-            return
-        func = self._function()
-        if func is not None and func.name.value == "forward":
-            self._check_factory(node, func)
+    # ------------------------------------------------------------------ candidates
 
     def _function(self) -> cst.FunctionDef | None:
-        return self.context.enclosing(cst.FunctionDef)
+        return next((n for n in reversed(self._stack) if isinstance(n, cst.FunctionDef)), None)
+
+    def _enclosing_functions(self) -> list[cst.FunctionDef]:
+        return [n for n in reversed(self._stack) if isinstance(n, cst.FunctionDef)]
 
     def _class_of(self, func: cst.FunctionDef) -> cst.ClassDef | None:
-        stack = self.context.stack
+        stack = self._stack
         i = next((k for k in range(len(stack) - 1, -1, -1) if stack[k] is func), None)
         if i is not None and i >= 2 and isinstance(stack[i - 2], cst.ClassDef):
             return stack[i - 2]
@@ -682,7 +758,7 @@ class HardcodedBatchSize(Rule):
 
     def _top_statement(self, func: cst.FunctionDef) -> cst.BaseStatement | None:
         body = body_statements(func)
-        stack = self.context.stack
+        stack = self._stack
         for k in range(len(stack) - 1, -1, -1):
             if stack[k] is func:
                 for node in stack[k + 1 :]:
@@ -728,13 +804,13 @@ class HardcodedBatchSize(Rule):
             return
         for dim in dims:
             described = self._batch_size_value(dim, func)
-            if described is not None:
+            if described is not None and not self._draws_own_batch(func, self.context.code(dim)):
                 name = self.context.code(call.func)
                 self.report(
                     dim,
                     f"`{name}` in `forward` sizes a tensor by the configured batch size "
                     f"({described}), not by the input's",
-                    help="take the batch size from the input, e.g. `x.size(0)`, or use `x.new_zeros(...)`",
+                    help="take the batch size from the input (`x.size(0)`), or use `x.new_zeros(...)`",
                 )
                 return
 
@@ -837,7 +913,7 @@ class HardcodedBatchSize(Rule):
                 if inner is None or self._function_assigns(func, value):
                     return None
                 return inner
-            for outer in self.context.enclosing_all(cst.FunctionDef)[1:]:
+            for outer in self._enclosing_functions()[1:]:
                 if name in self._scope(outer).values:
                     return None  # a closure variable: not followed
         if not is_batch_size_name(name):
@@ -915,6 +991,21 @@ class HardcodedBatchSize(Rule):
         func.body.visit(Finder())
         return bool(found)
 
+    def _draws_own_batch(self, func: cst.FunctionDef | None, text: str) -> bool:
+        """Whether the function builds its data with exactly this batch size.
+
+        `states = torch.tensor(random.sample(self.memory, self.batch_size))` followed by
+        `states.view(self.batch_size, -1)`: every batch has the configured size by
+        construction, so the shape is consistent.
+        """
+        key = (id(func), text)
+        cached = self._sources.get(key)
+        if cached is None:
+            finder = _BatchSources(text, self.context.code)
+            (func.body if func is not None else self.context.module).visit(finder)
+            cached = self._sources[key] = finder.found
+        return cached
+
     def _built_from(
         self, call: cst.Call, tensor: cst.BaseExpression, value: cst.BaseExpression, func
     ) -> bool:
@@ -922,13 +1013,15 @@ class HardcodedBatchSize(Rule):
         text = self.context.code(value)
         if text in self.context.code(tensor):
             return True
+        if self._draws_own_batch(func, text):
+            return True
         if isinstance(tensor, cst.Name):
             scope_values = (
                 self._scope(func).values.get(tensor.value)
                 if func is not None
                 else self._globals.get(tensor.value)
             )
-            ancestors = {id(n) for n in self.context.stack} | {id(call)}
+            ancestors = {id(n) for n in self._stack} | {id(call)}
             for origin in scope_values or ():
                 if id(origin) in ancestors:
                     continue  # `x = x.view(...)`: the assignment being checked
@@ -937,38 +1030,30 @@ class HardcodedBatchSize(Rule):
         return False
 
 
+class _BatchSources(cst.CSTVisitor):
+    """Calls that draw a batch of a given size: `random.sample(memory, self.batch_size)`."""
+
+    def __init__(self, text: str, code) -> None:
+        self.text = text
+        self.code = code
+        self.found = False
+
+    def visit_Call(self, node: cst.Call) -> bool:
+        func = node.func
+        name = func.attr.value if isinstance(func, cst.Attribute) else getattr(func, "value", "")
+        if (
+            isinstance(name, str)
+            and name[:1].islower()
+            and _BATCH_SOURCE.search(name)
+            and any(self.text in self.code(arg.value) for arg in node.args)
+        ):
+            self.found = True
+        return not self.found
+
+
 def _is_self_attribute(node: cst.BaseExpression) -> bool:
     dotted = dotted_name(node)
     return dotted is not None and dotted.startswith("self.")
-
-
-def _functions_declaring_global(module: cst.Module) -> list[cst.FunctionDef]:
-    found: list[cst.FunctionDef] = []
-
-    class Finder(cst.CSTVisitor):
-        def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-            if any(isinstance(n, cst.Global) for n in _small_statements(node)):
-                found.append(node)
-
-    if "global " in module.code:
-        module.visit(Finder())
-    return found
-
-
-def _small_statements(func: cst.FunctionDef) -> Iterator[cst.BaseSmallStatement]:
-    class Collect(cst.CSTVisitor):
-        def __init__(self) -> None:
-            self.out: list[cst.BaseSmallStatement] = []
-
-        def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-            return node is func
-
-        def visit_Global(self, node: cst.Global) -> None:
-            self.out.append(node)
-
-    collector = Collect()
-    func.visit(collector)
-    return iter(collector.out)
 
 
 def _has_star_import(module: cst.Module) -> bool:
@@ -1003,52 +1088,39 @@ def _factory_dims(call: cst.Call, qualname) -> list[cst.BaseExpression]:
     return [a.value for a in size_args]
 
 
-class _ConfiguredBatchSizes(cst.CSTVisitor):
-    """Integer batch sizes configured anywhere in the module, by value."""
+def _record(out: dict[int, str], name: str, value, spelling: str) -> None:
+    """Remember an integer batch size configured in the module (`BATCH_SIZE = 16`...)."""
+    n = int_literal(value) if value is not None else None
+    if n is not None and n > 1 and is_batch_size_name(name):
+        out.setdefault(n, spelling.format(name=name, n=n))
 
-    def __init__(self, out: dict[int, str]) -> None:
-        self.out = out
 
-    def _record(self, name: str, value: cst.BaseExpression | None, spelling: str) -> None:
-        n = int_literal(value) if value is not None else None
-        if n is not None and n > 1 and is_batch_size_name(name):
-            self.out.setdefault(n, spelling.format(name=name, n=n))
-
-    def visit_Assign(self, node: cst.Assign) -> None:
-        for t in node.targets:
-            target = t.target
-            if isinstance(target, cst.Name):
-                self._record(target.value, node.value, "{name} = {n}")
-            elif isinstance(target, cst.Attribute):
-                self._record(target.attr.value, node.value, "{name} = {n}")
-
-    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
-        target = node.target
-        if isinstance(target, cst.Name):
-            self._record(target.value, node.value, "{name} = {n}")
-        elif isinstance(target, cst.Attribute):
-            self._record(target.attr.value, node.value, "{name} = {n}")
-
-    def visit_Param(self, node: cst.Param) -> None:
-        self._record(node.name.value, node.default, "{name}={n}")
-
-    def visit_Call(self, node: cst.Call) -> None:
+def _record_configured_call(node: cst.Call, out: dict[int, str]) -> None:
+    """`DataLoader(ds, batch_size=16)`, `parser.add_argument('--batch-size', default=16)`."""
+    for arg in node.args:
+        if arg.keyword is not None:
+            _record(out, arg.keyword.value, arg.value, "{name}={n}")
+    func = node.func
+    if (
+        isinstance(func, cst.Attribute)
+        and func.attr.value == "add_argument"
+        and node.args
+        and isinstance(node.args[0].value, cst.SimpleString)
+        and isinstance(node.args[0].value.evaluated_value, str)
+    ):
+        flag = node.args[0].value.evaluated_value.lstrip("-")
         for arg in node.args:
-            if arg.keyword is not None:
-                self._record(arg.keyword.value, arg.value, "{name}={n}")
-        func = node.func
-        if (
-            isinstance(func, cst.Attribute)
-            and func.attr.value == "add_argument"
-            and node.args
-            and isinstance(node.args[0].value, cst.SimpleString)
-            and isinstance(node.args[0].value.evaluated_value, str)
-        ):
-            flag = node.args[0].value.evaluated_value.lstrip("-")
-            for arg in node.args:
-                if arg.keyword is not None and arg.keyword.value == "default":
-                    self._record(flag, arg.value, "--{name} default {n}")
+            if arg.keyword is not None and arg.keyword.value == "default":
+                _record(out, flag, arg.value, "--{name} default {n}")
 
-    def visit_DictElement(self, node: cst.DictElement) -> None:
-        if isinstance(node.key, cst.SimpleString) and isinstance(node.key.evaluated_value, str):
-            self._record(node.key.evaluated_value, node.value, "'{name}': {n}")
+
+def _named_batch_size(node: cst.BaseExpression) -> bool:
+    """`args.batch_size`, `cfg['batch_size']`: an attribute or key named like a batch size."""
+    if isinstance(node, cst.Attribute):
+        return is_batch_size_name(node.attr.value)
+    if isinstance(node, cst.Subscript) and len(node.slice) == 1:
+        index = node.slice[0].slice
+        if isinstance(index, cst.Index) and isinstance(index.value, cst.SimpleString):
+            key = index.value.evaluated_value
+            return isinstance(key, str) and is_batch_size_name(key)
+    return False

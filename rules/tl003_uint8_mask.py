@@ -67,21 +67,20 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import libcst as cst
 
 from trainlint.rule import Applicability, Fix, Invalid, Rule, Valid
-from trainlint.rules._analysis import binds
 
 # ----------------------------------------------------------------------------- vocabulary
 
 UINT8 = "torch.uint8"
 BYTE_TENSOR_TYPES = {"torch.ByteTensor", "torch.cuda.ByteTensor"}
-BYTE_TENSOR_STRINGS = {"torch.ByteTensor", "torch.cuda.ByteTensor"}
+# Names whose presence precedes any uint8 creation (`torch.uint8`, `.byte()`, `ByteTensor`).
+MARKERS = {"uint8", "byte", "ByteTensor"}
 
 MASKED_METHODS = {"masked_fill", "masked_fill_", "masked_select", "masked_scatter", "masked_scatter_"}
-RAISING_MASKED = MASKED_METHODS  # all of them reject uint8 masks on torch 2.13
 
 # Methods whose result has the receiver's dtype (a uint8 receiver stays uint8).
 DTYPE_PRESERVING = {
@@ -98,11 +97,16 @@ VALUE_CONVERSIONS = {"float", "double", "half", "bfloat16", "long", "int", "shor
 DTYPE_BLIND_METHODS = {"sum", "nonzero", "count_nonzero", "size", "dim", "numel", "argwhere"}
 DTYPE_BLIND_ATTRS = {"shape", "device", "ndim", "is_cuda"}
 
-ZERO_ONE_FACTORIES = {"torch.zeros", "torch.ones", "torch.zeros_like", "torch.ones_like", "torch.eye"}
+ZERO_ONE_FACTORIES = {
+    "torch.zeros", "torch.ones", "torch.zeros_like", "torch.ones_like", "torch.eye",
+}
 ZERO_ONE_METHODS = {"new_zeros", "new_ones"}
-FULL_FACTORIES = {"torch.full": 1, "torch.full_like": 1}
+FULL_FACTORIES = {"torch.full", "torch.full_like"}
+TORCH_DTYPES = {
+    "float", "float32", "float64", "double", "float16", "half", "bfloat16", "int", "int32",
+    "int64", "long", "int16", "short", "int8", "uint8", "bool",
+}
 LITERAL_FACTORIES = {"torch.tensor", "torch.as_tensor"}
-FACTORY_METHODS = {"new_zeros", "new_ones", "new_full", "new_empty", "new_tensor", "to", "type"}
 
 BOOLEAN_METHODS = {
     "bool", "eq", "ne", "gt", "ge", "lt", "le", "logical_not", "logical_and", "logical_or",
@@ -138,6 +142,17 @@ class Creation:
 class Use:
     kind: str  # "where", "masked", "index", "index-assign"
     api: str  # e.g. "torch.where", "masked_fill"
+
+
+@dataclass
+class Trace:
+    """Where a mask expression comes from."""
+
+    creation: Creation
+    local: str | None  # the local the creation is assigned to, if any
+    local_path: list[cst.CSTNode] | None  # ancestors of that assignment
+    clean: bool  # every step from creation to mask gives the same result on a bool tensor
+    zero_one: bool  # the tensor holds only 0 and 1
 
 
 @dataclass
@@ -272,6 +287,45 @@ class Uint8Mask(Rule):
         ),
         # `.to(dtype)` after `.byte()` gives another dtype
         Valid("import torch\ndef f(x, m):\n    return x[m.byte().to(torch.bool)]\n"),
+        # torchvision keypoint loss: uint8 then `torch.where(valid)[0]`, an index tensor
+        Valid(
+            """
+            import torch
+            def keypoint_loss(valid, logits, targets):
+                valid = torch.cat(valid, dim=0).to(dtype=torch.uint8)
+                valid = torch.where(valid)[0]
+                return logits[valid], targets[valid]
+            """
+        ),
+        # a reader object's `.byte()` is not a tensor
+        Valid(
+            """
+            class Reader:
+                def op(self, handlers):
+                    code = self.byte()
+                    return handlers[code]
+            """
+        ),
+        # uint8 masks passed on to another function are not followed
+        Valid(
+            """
+            import torch
+            def f(x, crop):
+                masks = (x > 0.5).byte()
+                return crop(masks)[0]
+            """
+        ),
+        # a closure reading the local: not followed
+        Valid(
+            """
+            import torch
+            def f(x):
+                m = torch.zeros_like(x, dtype=torch.uint8)
+                def g():
+                    return x[m]
+                return g
+            """
+        ),
         # a lambda or comprehension variable shadows the local
         Valid(
             """
@@ -422,6 +476,49 @@ class Uint8Mask(Rule):
                 return z
             """,
         ),
+        # PyTorch-YOLOv3: a local alias of the ByteTensor types; report only
+        Invalid(
+            """
+            import torch
+            def build_targets(pred_boxes, x, b, best_n):
+                ByteTensor = torch.cuda.ByteTensor if pred_boxes.is_cuda else torch.ByteTensor
+                obj_mask = ByteTensor(4, 3).fill_(0)
+                obj_mask[b, best_n] = 1
+                return x[obj_mask], obj_mask.float()
+            """,
+            line=4,
+        ),
+        # `1 - mask`, the uint8 negation idiom, raises on bool: unsafe
+        Invalid(
+            """
+            def attend(scores, pad):
+                mask = (pad != 0).byte()
+                return scores.masked_fill(1 - mask, -1e9)
+            """,
+            fixed="""
+            def attend(scores, pad):
+                mask = (pad != 0).bool()
+                return scores.masked_fill(1 - mask, -1e9)
+            """,
+        ),
+        # module-level script code, `from torch import uint8 as u8`
+        Invalid(
+            """
+            import torch as T
+            from torch import uint8 as u8
+            x = T.randn(3)
+            m = T.tensor([1, 0, 1], dtype=u8)
+            print(x[m])
+            """,
+            fixed="""
+            import torch as T
+            from torch import uint8 as u8
+            x = T.randn(3)
+            m = T.tensor([1, 0, 1], dtype=T.bool)
+            print(x[m])
+            """,
+            line=4,
+        ),
         # inside a loop body, tensor method where, .to(uint8) with a device
         Invalid(
             """
@@ -448,7 +545,20 @@ class Uint8Mask(Rule):
     def __init__(self, context) -> None:
         super().__init__(context)
         self.findings: dict[int, Finding] = {}
+        self.flow = _Flow()
         self._torch_alias: str | None | bool = False
+        # A creation always precedes (in traversal order) a use reached through a local,
+        # so names are only followed once a uint8 marker has been seen.
+        self._marker_seen = False
+        self._module_aliases: dict[str, cst.BaseExpression] | None = None
+
+    def visit_Name(self, node: cst.Name) -> None:
+        if not self._marker_seen and node.value in MARKERS:
+            self._marker_seen = True
+
+    def visit_SimpleString(self, node: cst.SimpleString) -> None:
+        if not self._marker_seen and "ByteTensor" in node.value:
+            self._marker_seen = True
 
     # --------------------------------------------------------------- mask positions
 
@@ -457,9 +567,11 @@ class Uint8Mask(Rule):
             self._check(expr, use, [*self.context.stack, node])
 
     def visit_Subscript(self, node: cst.Subscript) -> None:
-        if not self._is_index_target(node) and self._is_annotation():
+        assigned = self._is_index_target(node)
+        masks = self._subscript_masks(node, assigned)
+        if not masks or (not assigned and self._is_annotation()):
             return
-        for expr, use in self._subscript_masks(node, self._is_index_target(node)):
+        for expr, use in masks:
             self._check(expr, use, [*self.context.stack, node])
 
     def _is_annotation(self) -> bool:
@@ -473,72 +585,84 @@ class Uint8Mask(Rule):
 
     def _call_masks(self, node: cst.Call) -> list[tuple[cst.BaseExpression, Use]]:
         func = node.func
-        if not isinstance(func, (cst.Attribute, cst.Name)):
+        if isinstance(func, cst.Attribute):
+            attr = func.attr.value
+        elif isinstance(func, cst.Name):
+            attr = func.value
+        else:
             return []
-        attr = func.attr.value if isinstance(func, cst.Attribute) else func.value
         if attr != "where" and attr not in MASKED_METHODS:
             return []
         qual = self.context.qualname(func)
         if qual is not None and not qual.startswith("torch."):
-            return []
+            return []  # numpy.where, pandas...
         if qual is None and not isinstance(func, cst.Attribute):
             return []
-        # function form (torch.where, torch.masked_fill, torch.Tensor.masked_fill): the
-        # tensor is the first argument; method form: the receiver is the tensor
+        # function form (torch.where, torch.masked_fill, torch.Tensor.where): the tensor is
+        # an argument; method form (x.where, x.masked_fill): the receiver is the tensor
         function_form = qual is not None
-        # torch.Tensor.masked_fill(x, mask, v): the tensor is passed first
-        shift = 1 if function_form and qual.startswith("torch.Tensor.") else 0
+        unbound_method = function_form and qual.startswith("torch.Tensor.")
         if attr == "where":
-            cond = _argument(node, shift, "condition")
-            n_args = len(node.args)
-            if function_form and not shift and n_args < 3:
+            if function_form and not unbound_method and len(node.args) < 3:
                 return []  # torch.where(cond) is nonzero(): uint8 is fine there
-            api = "torch.where" if function_form else "Tensor.where"
+            cond = _argument(node, 1 if unbound_method else 0, "condition")
+            api = "torch.where" if function_form and not unbound_method else "Tensor.where"
             return [(cond, Use("where", api))] if cond is not None else []
         mask = _argument(node, 1 if function_form else 0, "mask")
-        if shift:
-            mask = _argument(node, 1, "mask")
         return [(mask, Use("masked", attr))] if mask is not None else []
 
+    @staticmethod
     def _subscript_masks(
-        self, node: cst.Subscript, assigned: bool
+        node: cst.Subscript, assigned: bool
     ) -> list[tuple[cst.BaseExpression, Use]]:
         out = []
         for element in node.slice:
             if isinstance(element.slice, cst.Index) and element.slice.star is None:
+                value = element.slice.value
+                if isinstance(value, (cst.Integer, cst.SimpleString, cst.Slice)):
+                    continue
                 kind = "index-assign" if assigned else "index"
-                out.append((element.slice.value, Use(kind, "indexing")))
+                out.append((value, Use(kind, "indexing")))
         return out
 
     # --------------------------------------------------------------- tracking
 
     def _check(self, expr: cst.BaseExpression, use: Use, path: list[cst.CSTNode]) -> None:
-        found = self._origin(expr, path, 0)
-        if found is None:
+        trace = self._origin(expr, path, 0)
+        if trace is None:
             return
-        creation, local, local_path, clean_chain = found
+        creation = trace.creation
         finding = self.findings.get(id(creation.node))
         if finding is None:
-            safe = creation.zero_one and clean_chain
-            if safe and local is not None:
-                safe = self._every_use_is_safe(local, local_path)
-            finding = Finding(creation, local, safe=safe)
+            safe = trace.zero_one and trace.clean
+            if safe and trace.local is not None:
+                safe = self._every_use_is_safe(trace.local, trace.local_path)
+            finding = Finding(creation, trace.local, safe=safe)
             self.findings[id(creation.node)] = finding
         finding.uses.append(use)
 
-    def _origin(self, expr, path, hops):
-        """(creation, local name, path to its assignment, chain is bool-identical) or None."""
-        clean = True
+    def _origin(self, expr, path, hops: int) -> Trace | None:
+        """Follow expr back to a uint8 creation through dtype-preserving steps and locals."""
+        clean = True  # every step gives identical results on a 0/1 bool tensor
+        filled: bool | None = None  # values set by an in-place fill on the way (0/1 or not)
         while True:
             creation = self._creation(expr, path)
             if creation is not None:
-                return creation, None, None, clean
+                zero_one = creation.zero_one if filled is None else filled
+                return Trace(creation, None, None, clean, zero_one)
             if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute):
                 method = expr.func.attr.value
-                if method in DTYPE_PRESERVING or (method == "to" and _device_only_to(expr)):
-                    expr = expr.func.value
-                    continue
-                return None
+                if method in ("fill_", "zero_"):
+                    if filled is None:
+                        filled = method == "zero_" or (
+                            len(expr.args) == 1 and _is_zero_one(expr.args[0].value)
+                        )
+                elif not (
+                    method in DTYPE_PRESERVING or (method == "to" and _device_only_to(expr))
+                ):
+                    return None
+                expr = expr.func.value
+                continue
             if isinstance(expr, cst.Attribute) and expr.attr.value in DTYPE_PRESERVING_ATTRS:
                 expr = expr.value
                 continue
@@ -546,22 +670,33 @@ class Uint8Mask(Rule):
                 expr = expr.value
                 continue
             if isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, cst.BitInvert):
-                clean = False  # ~ on uint8 is bitwise, on bool logical
+                clean = False  # ~ is bitwise on uint8 (gives 254/255), logical on bool
                 expr = expr.expression
                 continue
-            if isinstance(expr, cst.Name) and hops < MAX_HOPS:
-                reached = reaching_assignment(expr.value, path)
+            if (
+                isinstance(expr, cst.BinaryOperation)
+                and isinstance(expr.operator, cst.Subtract)
+                and _int_value(expr.left) == 1
+            ):
+                clean = False  # `1 - mask`, the uint8 idiom for negation; raises on bool
+                expr = expr.right
+                continue
+            if isinstance(expr, cst.Name) and hops < MAX_HOPS and self._marker_seen:
+                reached = self.flow.reaching_assignment(expr.value, path)
                 if reached is None:
                     return None
                 value, value_path = reached
                 inner = self._origin(value, value_path, hops + 1)
                 if inner is None:
                     return None
-                creation, local, local_path, inner_clean = inner
-                if local is None:
-                    # the creation (or a dtype-preserving chain on it) was assigned here
-                    return creation, expr.value, value_path, clean and inner_clean
-                return creation, local, local_path, False
+                zero_one = inner.zero_one if filled is None else filled
+                if inner.local is None:
+                    # the creation (or a dtype-preserving chain on it) is assigned here
+                    return Trace(
+                        inner.creation, expr.value, value_path, clean and inner.clean, zero_one
+                    )
+                # a second local in between: not followed for the fix's safety
+                return Trace(inner.creation, inner.local, inner.local_path, False, zero_one)
             return None
 
     # --------------------------------------------------------------- creation sites
@@ -574,55 +709,90 @@ class Uint8Mask(Rule):
         # torch.ByteTensor(...), torch.cuda.ByteTensor(...)
         if qual in BYTE_TENSOR_TYPES:
             return Creation(
-                expr, f"`{self.context.code(func)}(...)`", _zero_one_literal_args(expr),
+                expr,
+                f"`{self.context.code(func)}(...)`",
+                _zero_one_literal_args(expr),
                 self._rename_byte_tensor(func),
             )
         method = func.attr.value if isinstance(func, cst.Attribute) else None
-        # x.byte()
-        if method == "byte" and qual is None and not expr.args:
+        if method is None:
+            # ByteTensor = torch.cuda.ByteTensor if cuda else torch.ByteTensor; ByteTensor(n)
+            if qual is None and isinstance(func, cst.Name) and self._is_byte_alias(func, path):
+                return Creation(
+                    expr,
+                    f"`{func.value}(...)`, an alias of `torch.ByteTensor`",
+                    _zero_one_literal_args(expr),
+                    None,  # the alias may also make data tensors: no fix
+                )
+        # x.byte() (not `self.byte()`: a reader class reading one byte)
+        if (
+            method == "byte"
+            and qual is None
+            and not expr.args
+            and not (isinstance(func.value, cst.Name) and func.value.value in ("self", "cls"))
+        ):
             return Creation(
-                expr, "`.byte()`", self._is_boolean(func.value, path, 0),
-                (func.attr, cst.Name("bool")),
+                expr, "`.byte()`", self._is_boolean(func.value, path, 0), (func.attr, cst.Name("bool"))
             )
         # x.type(torch.uint8) / x.to(torch.uint8) / x.to(dev, torch.uint8) / x.type(torch.ByteTensor)
         if method in ("type", "to") and qual is None:
-            for i, arg in enumerate(expr.args):
+            for arg in expr.args:
                 if arg.keyword is not None and arg.keyword.value != "dtype":
                     continue
                 if self._is_uint8(arg.value) or (method == "type" and self._is_byte_type(arg.value)):
                     return Creation(
-                        expr, f"`.{method}({self.context.code(arg.value)})`",
+                        expr,
+                        f"`.{method}({self.context.code(arg.value)})`",
                         self._is_boolean(func.value, path, 0),
                         self._type_to_bool_edit(expr, arg),
                     )
             return None
-        # any torch factory / tensor method with dtype=torch.uint8
+        # any torch function or tensor method with dtype=torch.uint8
         dtype = _keyword(expr, "dtype")
         if dtype is None or not self._is_uint8(dtype):
             return None
         if qual is not None and qual.startswith("torch."):
-            zero_one = qual in ZERO_ONE_FACTORIES or (
-                qual in FULL_FACTORIES and _is_zero_one(_argument(expr, 1, "fill_value"))
-            ) or (qual in LITERAL_FACTORIES and _zero_one_literal_args(expr))
-        elif qual is None and isinstance(func, cst.Attribute):
+            zero_one = (
+                qual in ZERO_ONE_FACTORIES
+                or (qual in FULL_FACTORIES and _is_zero_one(_argument(expr, 1, "fill_value")))
+                or (qual in LITERAL_FACTORIES and _zero_one_literal_args(expr))
+            )
+        elif qual is None and method is not None:
             zero_one = method in ZERO_ONE_METHODS or (
                 method == "new_full" and _is_zero_one(_argument(expr, 1, "fill_value"))
             )
         else:
             return None
-        edit = self._dtype_edit(dtype)
-        return Creation(expr, "`dtype=torch.uint8`", zero_one, edit)
+        return Creation(expr, "`dtype=torch.uint8`", zero_one, self._dtype_edit(dtype))
 
     def _is_uint8(self, node: cst.BaseExpression) -> bool:
         return self.context.qualname(node) == UINT8
 
     def _is_byte_type(self, node: cst.BaseExpression) -> bool:
         if isinstance(node, cst.SimpleString):
-            return node.evaluated_value in BYTE_TENSOR_STRINGS
+            return node.evaluated_value in BYTE_TENSOR_TYPES
         return self.context.qualname(node) in BYTE_TENSOR_TYPES
 
+    def _is_byte_type_expr(self, node: cst.BaseExpression) -> bool:
+        if isinstance(node, cst.IfExp):
+            return self._is_byte_type_expr(node.body) and self._is_byte_type_expr(node.orelse)
+        return not isinstance(node, cst.SimpleString) and self._is_byte_type(node)
+
+    def _is_byte_alias(self, func: cst.Name, path) -> bool:
+        if not self._marker_seen:
+            return False
+        reached = self.flow.reaching_assignment(func.value, path)
+        if reached is not None:
+            return self._is_byte_type_expr(reached[0])
+        if self._module_aliases is None:
+            self._module_aliases = self.flow.module_aliases(
+                self.context.module, self._is_byte_type_expr
+            )
+        value = self._module_aliases.get(func.value)
+        return value is not None and self._is_byte_type_expr(value)
+
     def _is_boolean(self, expr: cst.BaseExpression, path, hops: int) -> bool:
-        """Whether expr certainly evaluates to a bool tensor (so .byte() holds only 0/1)."""
+        """Whether expr certainly evaluates to a bool tensor (so its .byte() holds only 0/1)."""
         if isinstance(expr, cst.Comparison):
             return all(
                 not isinstance(c.operator, (cst.In, cst.NotIn, cst.Is, cst.IsNot))
@@ -649,7 +819,7 @@ class Uint8Mask(Rule):
                     return self._is_boolean(func.value, path, hops)
             return False
         if isinstance(expr, cst.Name) and hops < MAX_HOPS:
-            reached = reaching_assignment(expr.value, path)
+            reached = self.flow.reaching_assignment(expr.value, path)
             return reached is not None and self._is_boolean(reached[0], reached[1], hops + 1)
         return False
 
@@ -658,22 +828,25 @@ class Uint8Mask(Rule):
     def _torch(self) -> str | None:
         """A local name bound to the torch module, if the file has one."""
         if self._torch_alias is False:
-            names = [k for k, v in self.context.imports.names.items() if v == "torch"]
-            self._torch_alias = "torch" if "torch" in names else (sorted(names)[0] if names else None)
+            names = sorted(k for k, v in self.context.imports.names.items() if v == "torch")
+            self._torch_alias = "torch" if "torch" in names else (names[0] if names else None)
         return self._torch_alias  # type: ignore[return-value]
 
     def _bool_dtype(self, uint8: cst.BaseExpression) -> cst.BaseExpression | None:
+        """`torch.uint8` -> `torch.bool`, `T.uint8` -> `T.bool`; a bare `uint8` needs a torch name."""
         if isinstance(uint8, cst.Attribute):
             return uint8.with_changes(attr=cst.Name("bool"))
         torch = self._torch()
         if torch is not None:
-            return cst.Attribute(cst.Name(torch), cst.Name("bool"))
+            return cst.Attribute(cst.Name(torch), cst.Name("bool")).with_changes(
+                lpar=uint8.lpar, rpar=uint8.rpar
+            )
         return None
 
     def _dtype_edit(self, uint8: cst.BaseExpression):
         new = self._bool_dtype(uint8)
         if new is None:
-            # `from torch import uint8` and no torch module name: factories and `.to`
+            # `from torch import uint8` and no name for torch itself: factories and `.to`
             # accept Python's `bool` as torch.bool
             new = cst.Name("bool").with_changes(lpar=uint8.lpar, rpar=uint8.rpar)
         return (uint8, new)
@@ -683,16 +856,15 @@ class Uint8Mask(Rule):
         assert isinstance(func, cst.Attribute)
         value = arg.value
         if self._is_byte_type(value):
-            # .type(torch.ByteTensor) also picks the device (CPU): keep that, rename the type
+            # .type(torch.ByteTensor) also chooses the device (CPU): keep it, rename the type
             if isinstance(value, cst.SimpleString):
-                new = value.with_changes(value=value.value.replace("ByteTensor", "BoolTensor"))
-                return (value, new)
-            renamed = self._rename_byte_tensor(value)
-            return renamed
+                return (value, value.with_changes(value=value.value.replace("ByteTensor", "BoolTensor")))
+            return self._rename_byte_tensor(value)
         if len(call.args) == 1:
+            # .type(torch.uint8) / .to(torch.uint8) -> .bool()
             return (call, call.with_changes(func=func.with_changes(attr=cst.Name("bool")), args=()))
         if func.attr.value == "type":
-            new = self._bool_dtype(value)  # `.type(bool)` is not accepted: need torch.bool
+            new = self._bool_dtype(value)  # `.type(bool)` is rejected: needs torch.bool
             return None if new is None else (value, new)
         return self._dtype_edit(value)
 
@@ -702,9 +874,9 @@ class Uint8Mask(Rule):
         torch = self._torch()
         qual = self.context.qualname(node)
         if torch is None or qual is None:
-            return None
-        dotted = qual.replace("torch", torch, 1).replace("ByteTensor", "BoolTensor")
-        return (node, cst.parse_expression(dotted))
+            return None  # `from torch import ByteTensor` only: BoolTensor is not imported
+        dotted = torch + qual[len("torch"):].replace("ByteTensor", "BoolTensor")
+        return (node, cst.parse_expression(dotted).with_changes(lpar=node.lpar, rpar=node.rpar))
 
     # --------------------------------------------------------------- safety of the fix
 
@@ -717,10 +889,8 @@ class Uint8Mask(Rule):
             return False
         checker = _UseChecker(name, self)
         scope.visit(checker)
-        params = 0
-        if isinstance(scope, cst.FunctionDef):
-            params = sum(1 for p in _params(scope) if p == name)
-        return checker.bindings == 1 and params == 0 and checker.ok
+        params = _params(scope) if isinstance(scope, cst.FunctionDef) else []
+        return checker.bindings == 1 and name not in params and checker.ok
 
     # --------------------------------------------------------------- reporting
 
@@ -736,24 +906,21 @@ class Uint8Mask(Rule):
             effect = f"`{worst.api}` raises on a uint8 mask on torch 2.13 (only boolean masks are supported)"
         elif worst.kind == "index-assign":
             effect = (
-                "index assignment through a uint8 mask raises on torch 2.13 for a scalar "
-                "value and is deprecated otherwise"
+                "index assignment through a uint8 mask raises on torch 2.13 for a scalar value "
+                "and warns (deprecated) otherwise"
             )
         elif worst.kind == "where":
             effect = (
-                f"`{worst.api}` with a uint8 condition is deprecated: torch 2.13 warns and "
-                "converts it to bool"
+                f"`{worst.api}` with a uint8 condition is deprecated (torch 2.13 warns and "
+                "converts it to bool)"
             )
         else:
             effect = (
-                "indexing with a uint8 tensor is deprecated: torch 2.13 warns and reads it "
-                "as a boolean mask"
+                "indexing with a uint8 tensor is deprecated (torch 2.13 warns and reads it as "
+                "a boolean mask)"
             )
-        subject = f"`{finding.local}`" if finding.local else "a tensor"
-        message = (
-            f"{subject} is created as uint8 ({creation.what}) and used as a mask; {effect}. "
-            "Create it as `torch.bool`"
-        )
+        subject = f"`{finding.local}`" if finding.local else "A tensor"
+        message = f"{subject} is created as uint8 ({creation.what}) and used as a mask; {effect}"
         fix = None
         if creation.edit is not None:
             applicability = Applicability.SAFE if finding.safe else Applicability.UNSAFE
@@ -762,7 +929,10 @@ class Uint8Mask(Rule):
             creation.node,
             message,
             fix=fix,
-            help="masks are `torch.bool`: use `dtype=torch.bool`, `.bool()` or `torch.BoolTensor`",
+            help=(
+                "create masks as `torch.bool` (`dtype=torch.bool`, `.bool()`, "
+                "`torch.BoolTensor`), and negate them with `~mask`, not `1 - mask`"
+            ),
         )
 
 
@@ -770,7 +940,7 @@ class Uint8Mask(Rule):
 
 
 class _UseChecker(cst.CSTVisitor):
-    """Counts bindings of a local and checks that every read of it keeps bool == uint8."""
+    """Counts bindings of a local and checks that no read of it tells bool from uint8."""
 
     def __init__(self, name: str, rule: Uint8Mask) -> None:
         self.name = name
@@ -793,54 +963,58 @@ class _UseChecker(cst.CSTVisitor):
     def on_leave(self, original_node: cst.CSTNode) -> None:
         self.stack.pop()
 
+    def _up(self, n: int) -> cst.CSTNode | None:
+        return self.stack[-n] if len(self.stack) >= n else None
+
     def _classify(self, node: cst.Name) -> None:
-        parent = self.stack[-1] if self.stack else None
-        grand = self.stack[-2] if len(self.stack) > 1 else None
-        if isinstance(parent, cst.AssignTarget) and parent.target is node:
+        parent, grand = self._up(1), self._up(2)
+        if (isinstance(parent, cst.AssignTarget) and parent.target is node) or (
+            isinstance(parent, cst.AnnAssign) and parent.target is node and parent.value is not None
+        ):
             self.bindings += 1
             return
-        if isinstance(parent, (cst.Attribute,)) and parent.attr is node:
-            return  # `other.name`: not our local
+        if isinstance(parent, cst.Attribute) and parent.attr is node:
+            return  # `other.name`: not the local
         if isinstance(parent, cst.Arg) and parent.keyword is node:
-            return
+            return  # `f(name=...)`
         if isinstance(parent, cst.Param) and parent.name is node:
-            return  # counted through the function's parameters / a nested scope
-        if isinstance(parent, (cst.FunctionDef, cst.ClassDef, cst.ImportAlias, cst.AsName)):
-            self.ok = False
-            return
+            return  # a parameter of a nested function: its reads are checked all the same
         if id(node) in self.mask_exprs:
             return
         if isinstance(parent, cst.Attribute) and parent.value is node:
             attr = parent.attr.value
             if isinstance(grand, cst.Call) and grand.func is parent:
-                if _value_preserving_call(grand, attr, self.rule):
-                    return
+                if not _value_preserving_call(grand, attr, self.rule):
+                    self.ok = False
+                return
+            if attr not in DTYPE_BLIND_ATTRS:
                 self.ok = False
-                return
-            if attr in DTYPE_BLIND_ATTRS:
-                return
-            self.ok = False
             return
         if isinstance(parent, cst.Subscript) and parent.value is node:
-            # `name[i] = 0/1` keeps a 0/1 tensor 0/1
-            great = self.stack[-2] if len(self.stack) > 1 else None
-            if isinstance(great, cst.AssignTarget) and great.target is parent:
-                assign = self.stack[-3] if len(self.stack) > 2 else None
-                if isinstance(assign, cst.Assign) and _is_zero_one(assign.value):
-                    return
+            # `name[i] = 0` / `name[i] = 1` keeps a 0/1 tensor 0/1
+            assign = self._up(3)
+            if (
+                isinstance(grand, cst.AssignTarget)
+                and grand.target is parent
+                and isinstance(assign, cst.Assign)
+                and _is_zero_one(assign.value)
+            ):
+                return
         self.ok = False
 
 
 def _value_preserving_call(call: cst.Call, method: str, rule: Uint8Mask) -> bool:
-    if method in VALUE_CONVERSIONS or method in DTYPE_BLIND_METHODS:
-        return not (method in VALUE_CONVERSIONS and call.args)
+    """`name.<method>(...)` gives the same result for a 0/1 uint8 and a bool tensor."""
+    if method in VALUE_CONVERSIONS:
+        return not call.args
+    if method in DTYPE_BLIND_METHODS:
+        return True
     if method == "type":
-        return len(call.args) == 1  # .type() without argument returns the type's name
+        return len(call.args) == 1  # .type() without an argument returns the type's name
     if method == "to":
         return any(_dtype_like(arg, rule) for arg in call.args)
     if method == "scatter_":
-        value = _argument(call, 2, "value")
-        return len(call.args) == 3 and _is_zero_one(value)
+        return len(call.args) == 3 and _is_zero_one(_argument(call, 2, "value"))
     if method == "fill_":
         return len(call.args) == 1 and _is_zero_one(call.args[0].value)
     if method == "zero_":
@@ -854,79 +1028,194 @@ def _dtype_like(arg: cst.Arg, rule: Uint8Mask) -> bool:
     qual = rule.context.qualname(arg.value)
     if qual is not None and qual.startswith("torch.") and qual.split(".")[-1] in TORCH_DTYPES:
         return True
-    text = rule.context.code(arg.value)
-    return text.endswith("dtype")
-
-
-TORCH_DTYPES = {
-    "float", "float32", "float64", "double", "float16", "half", "bfloat16", "int", "int32",
-    "int64", "long", "int16", "short", "int8", "uint8", "bool",
-}
+    name = arg.value.attr.value if isinstance(arg.value, cst.Attribute) else (
+        arg.value.value if isinstance(arg.value, cst.Name) else ""
+    )
+    return name.endswith("dtype")
 
 
 # ----------------------------------------------------------------------------- dataflow
 
 
-def reaching_assignment(
-    name: str, path: Sequence[cst.CSTNode]
-) -> tuple[cst.BaseExpression, list[cst.CSTNode]] | None:
-    """The value of the only assignment `name = value` that reaches the end of `path`.
+class _Flow:
+    """Straight-line reaching assignments, with the names bound by each statement cached.
 
-    `path` is the chain of ancestors of a use, outermost first. The search walks back
-    through the enclosing blocks in straight-line order and gives up (None) when the
-    nearest earlier binding is not a plain single-target assignment, when it sits in a
-    compound statement, when a loop or `with`/`try` around the use also binds the name, or
-    when the search leaves the function. Returns the value and the path to it.
+    A generalisation of `straight_line_origin` in rules/_analysis.py to uses nested in
+    blocks (loop bodies, `with`, `if` branches), with the same conservative stance.
     """
-    path = list(path)
-    for i in range(len(path) - 1, -1, -1):
-        node = path[i]
-        if isinstance(node, (cst.FunctionDef, cst.ClassDef)) and i < len(path) - 1:
-            return None
-        if isinstance(node, cst.Lambda) and name in _lambda_params(node):
-            return None
-        if isinstance(node, (cst.ListComp, cst.SetComp, cst.GeneratorExp, cst.DictComp)):
-            if _comprehension_binds(node, name):
+
+    def __init__(self) -> None:
+        self._bound: dict[int, tuple[cst.CSTNode, frozenset[str]]] = {}
+
+    def bound(self, node: cst.CSTNode) -> frozenset[str]:
+        hit = self._bound.get(id(node))
+        if hit is None or hit[0] is not node:
+            collector = _BoundNames()
+            node.visit(collector)
+            hit = (node, frozenset(collector.names))
+            self._bound[id(node)] = hit
+        return hit[1]
+
+    def reaching_assignment(
+        self, name: str, path: Sequence[cst.CSTNode]
+    ) -> tuple[cst.BaseExpression, list[cst.CSTNode]] | None:
+        """The value of the one assignment `name = value` that reaches the end of `path`.
+
+        `path` is the chain of ancestors of a use, outermost first. The search walks back
+        through the enclosing blocks in statement order and gives up (None) when the
+        nearest earlier binding is not a plain single-target assignment, when it sits in a
+        compound statement, when a loop, `with` or `try` around the use also binds the
+        name, or when the search reaches the enclosing function, lambda or comprehension
+        that binds it. Returns the value and the path to it.
+        """
+        path = list(path)
+        for i in range(len(path) - 1, -1, -1):
+            node = path[i]
+            if i + 1 >= len(path):
+                continue
+            child = path[i + 1]
+            if isinstance(node, (cst.FunctionDef, cst.ClassDef)):
                 return None
-        if i + 1 >= len(path):
-            continue
-        child = path[i + 1]
-        if isinstance(node, (cst.SimpleStatementLine, cst.SimpleStatementSuite)):
-            smalls = list(node.body)
-            k = _index(smalls, child)
-            if k is None:
-                return None
-            for small in reversed(smalls[:k]):
-                hit = _assigned(small, name)
-                if hit is not None:
-                    return hit, path[: i + 1] + [small]
-                if binds(small, name):
+            if isinstance(node, (cst.Lambda, cst.ListComp, cst.SetComp, cst.GeneratorExp, cst.DictComp)):
+                if name in self.bound(node) or (
+                    isinstance(node, cst.Lambda) and name in _lambda_params(node)
+                ):
                     return None
-        elif isinstance(node, (cst.IndentedBlock, cst.Module)):
-            body = list(node.body)
-            k = _index(body, child)
-            if k is None:
-                return None
-            for stmt in reversed(body[:k]):
-                if isinstance(stmt, cst.SimpleStatementLine):
-                    for small in reversed(stmt.body):
-                        hit = _assigned(small, name)
-                        if hit is not None:
-                            return hit, path[: i + 1] + [stmt, small]
-                        if binds(small, name):
-                            return None
-                elif binds(stmt, name) or _defines(stmt, name):
+                continue
+            if isinstance(node, (cst.SimpleStatementLine, cst.SimpleStatementSuite)):
+                smalls = list(node.body)
+                k = _index(smalls, child)
+                if k is None:
                     return None
-        elif isinstance(node, cst.BaseCompoundStatement) and not isinstance(
-            node, (cst.If, cst.FunctionDef, cst.ClassDef)
-        ):
-            # leaving a loop, `with` or `try`: a binding anywhere in it may reach the use
-            if binds(node, name):
-                return None
-    return None
+                for small in reversed(smalls[:k]):
+                    hit = _assigned(small, name)
+                    if hit is not None:
+                        return hit, path[: i + 1] + [small]
+                    if name in self.bound(small):
+                        return None
+            elif isinstance(node, (cst.IndentedBlock, cst.Module)):
+                body = list(node.body)
+                k = _index(body, child)
+                if k is None:
+                    return None
+                for stmt in reversed(body[:k]):
+                    if isinstance(stmt, cst.SimpleStatementLine):
+                        for small in reversed(stmt.body):
+                            hit = _assigned(small, name)
+                            if hit is not None:
+                                return hit, path[: i + 1] + [stmt, small]
+                            if name in self.bound(small):
+                                return None
+                    elif name in self.bound(stmt):
+                        return None
+            elif isinstance(node, cst.BaseCompoundStatement) and not isinstance(node, cst.If):
+                # leaving a loop, `with` or `try`: a binding anywhere in it may reach the use
+                if name in self.bound(node):
+                    return None
+        return None
+
+    def module_aliases(self, module: cst.Module, is_alias) -> dict[str, cst.BaseExpression]:
+        """Module-level names bound once, by a plain assignment whose value passes is_alias.
+
+        Bindings inside module-level functions and classes are local to them and do not
+        count (a `global` statement rebinding such a name is not seen).
+        """
+        values: dict[str, cst.BaseExpression] = {}
+        counts: dict[str, int] = {}
+        for stmt in module.body:
+            if isinstance(stmt, cst.SimpleStatementLine):
+                for small in stmt.body:
+                    if isinstance(small, cst.Assign) and len(small.targets) == 1:
+                        target = small.targets[0].target
+                        if isinstance(target, cst.Name):
+                            counts[target.value] = counts.get(target.value, 0) + 1
+                            if is_alias(small.value):
+                                values[target.value] = small.value
+        if not values:
+            return {}
+        out = {n: v for n, v in values.items() if counts[n] == 1}
+        for stmt in module.body:
+            if isinstance(stmt, cst.SimpleStatementLine):
+                for small in stmt.body:
+                    if not isinstance(small, cst.Assign):
+                        for name in self.bound(small) & set(out):
+                            del out[name]
+            elif not isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
+                for name in self.bound(stmt) & set(out):
+                    del out[name]
+        return out
 
 
-def _assigned(small: cst.BaseSmallStatement, name: str) -> cst.BaseExpression | None:
+class _BoundNames(cst.CSTVisitor):
+    """Names (re)bound inside a node, nested functions and classes excluded (but named)."""
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+    def _add(self, target: cst.CSTNode | None) -> None:
+        if target is None:
+            return
+        if isinstance(target, cst.Name):
+            self.names.add(target.value)
+        elif isinstance(target, (cst.Tuple, cst.List)):
+            for el in target.elements:
+                self._add(el.value)
+        elif isinstance(target, cst.StarredElement):
+            self._add(target.value)
+
+    def visit_AssignTarget(self, node: cst.AssignTarget) -> None:
+        self._add(node.target)
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        self._add(node.target)
+
+    def visit_AugAssign(self, node: cst.AugAssign) -> None:
+        self._add(node.target)
+
+    def visit_For(self, node: cst.For) -> None:
+        self._add(node.target)
+
+    def visit_CompFor(self, node: cst.CompFor) -> None:
+        self._add(node.target)
+
+    def visit_AsName(self, node: cst.AsName) -> None:
+        self._add(node.name)
+
+    def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
+        self._add(node.target)
+
+    def visit_Import(self, node: cst.Import) -> None:
+        for alias in node.names:
+            if alias.asname is None:
+                head = alias.name
+                while isinstance(head, cst.Attribute):
+                    head = head.value
+                self._add(head)
+
+    def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
+        if not isinstance(node.names, cst.ImportStar):
+            for alias in node.names:
+                if alias.asname is None:
+                    self._add(alias.name)
+
+    def visit_Global(self, node: cst.Global) -> None:
+        for item in node.names:
+            self.names.add(item.name.value)
+
+    def visit_Nonlocal(self, node: cst.Nonlocal) -> None:
+        for item in node.names:
+            self.names.add(item.name.value)
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        self.names.add(node.name.value)
+        return False
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+        self.names.add(node.name.value)
+        return False
+
+
+def _assigned(small: cst.CSTNode, name: str) -> cst.BaseExpression | None:
     if isinstance(small, cst.Assign) and len(small.targets) == 1:
         target = small.targets[0].target
         if isinstance(target, cst.Name) and target.value == name:
@@ -941,11 +1230,7 @@ def _assigned(small: cst.BaseSmallStatement, name: str) -> cst.BaseExpression | 
     return None
 
 
-def _defines(stmt: cst.BaseStatement, name: str) -> bool:
-    return isinstance(stmt, (cst.FunctionDef, cst.ClassDef)) and stmt.name.value == name
-
-
-def _index(items: list, node) -> int | None:
+def _index(items: list, node: cst.CSTNode) -> int | None:
     for k, item in enumerate(items):
         if item is node:
             return k
@@ -961,24 +1246,6 @@ def _lambda_params(node: cst.Lambda) -> set[str]:
     return names
 
 
-def _comprehension_binds(node: cst.CSTNode, name: str) -> bool:
-    comp = node.for_in
-    while comp is not None:
-        if binds(comp.target, name) or (
-            isinstance(comp.target, cst.Name) and comp.target.value == name
-        ) or any(isinstance(e.value, cst.Name) and e.value.value == name for e in _elements(comp.target)):
-            return True
-        comp = comp.inner_for_in
-    return False
-
-
-def _elements(node: cst.CSTNode) -> Iterator:
-    if isinstance(node, (cst.Tuple, cst.List)):
-        for el in node.elements:
-            yield el
-            yield from _elements(el.value)
-
-
 def _params(func: cst.FunctionDef) -> list[str]:
     p = func.params
     names = [x.name.value for x in (*p.posonly_params, *p.params, *p.kwonly_params)]
@@ -992,12 +1259,12 @@ def _params(func: cst.FunctionDef) -> list[str]:
 
 
 def _argument(call: cst.Call, position: int, keyword: str) -> cst.BaseExpression | None:
-    positional = [a for a in call.args if a.keyword is None and not a.star]
     if any(a.star for a in call.args):
         return None
     for arg in call.args:
         if arg.keyword is not None and arg.keyword.value == keyword:
             return arg.value
+    positional = [a for a in call.args if a.keyword is None]
     if position < len(positional):
         return positional[position].value
     return None
@@ -1008,6 +1275,9 @@ def _keyword(call: cst.Call, keyword: str) -> cst.BaseExpression | None:
         if arg.keyword is not None and arg.keyword.value == keyword:
             return arg.value
     return None
+
+
+DEVICE_STRINGS = {"cuda", "cpu", "mps", "xpu", "meta"}
 
 
 def _device_only_to(call: cst.Call) -> bool:
@@ -1022,20 +1292,32 @@ def _device_only_to(call: cst.Call) -> bool:
         value = arg.value
         if isinstance(value, cst.SimpleString):
             text = value.evaluated_value
-            if not isinstance(text, str) or not text.split(":")[0] in ("cuda", "cpu", "mps", "xpu", "meta"):
+            if not isinstance(text, str) or text.split(":")[0] not in DEVICE_STRINGS:
                 return False
             continue
-        name = value.attr.value if isinstance(value, cst.Attribute) else (
-            value.value if isinstance(value, cst.Name) else ""
-        )
-        if "device" not in name.lower() and name not in ("dev",):
+        if isinstance(value, cst.Attribute):
+            name = value.attr.value
+        elif isinstance(value, cst.Name):
+            name = value.value
+        else:
+            return False
+        if "device" not in name.lower() and name != "dev":
             return False
     return True
 
 
+def _int_value(node: cst.CSTNode | None) -> int | None:
+    if isinstance(node, cst.Integer):
+        try:
+            return int(node.value.replace("_", ""), 0)
+        except ValueError:
+            return None
+    return None
+
+
 def _is_zero_one(node: cst.BaseExpression | None) -> bool:
     if isinstance(node, cst.Integer):
-        return node.value in ("0", "1")
+        return _int_value(node) in (0, 1)
     if isinstance(node, cst.Name):
         return node.value in ("True", "False")
     return False

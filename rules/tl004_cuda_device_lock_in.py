@@ -64,27 +64,37 @@ relies on the module being moved (`model.to(device)`) to put them on the GPU.
   class writes `self.X`.
 - In the same places, `torch.FloatTensor(w).cuda()` loses its `.cuda()`.
 - `.type(torch.cuda.FloatTensor)` becomes `.float()` (`.long()`, `.double()`, ...), which
-  keeps the receiver's device. Offered in `nn.Module` methods and losses when the receiver
-  is not visibly a fresh CPU tensor (`torch.from_numpy(a).type(...)` is reported only).
+  keeps the receiver's device. Offered in `nn.Module` methods and losses outside
+  constructors (where the module-owned cases above apply) when the receiver is not visibly
+  a fresh CPU tensor (`torch.from_numpy(a).type(...)` is reported only).
 Everything else (constructors and `.cuda()` in `forward`, `set_default_tensor_type`) is
 reported without an edit: the right device there is the input's (`x.device`), which
 the rule cannot name with certainty.
 
 ## Known false positives
+A module that is CUDA-only by design (a wrapper around a CUDA kernel) is flagged unless
+its code says so; suppress with `# trainlint: ignore[TL004]`.
+
 The rule stays quiet, rather than guess, on code that visibly chose CUDA on purpose:
-anything under an `if`/conditional expression/`while` whose test mentions a device
-(`torch.cuda.is_available()`, `x.is_cuda`, `self.use_cuda`, `args.gpu`,
-`device.type == "cpu"`), after an early `return`/`raise` or `assert` on such a test,
-inside `with torch.cuda.device(...)`-style blocks, under decorators that mention CUDA or a
-GPU (test suites' `@unittest.skipIf(not TEST_CUDA)`, `@onlyCUDA`), and in functions or
-methods whose name mentions cuda/gpu/device (a `cuda()` override, `to_gpu`). That is why
+anything under an `if`/conditional expression/`while` (either branch) whose test
+mentions a device (`torch.cuda.is_available()`, `x.is_cuda`, `self.use_cuda`, `args.gpu`,
+`device.type == "cpu"`), after an early `return`/`raise` or an `assert` on such a test,
+inside `with torch.cuda.device(...)`-style blocks, under decorators that mention CUDA or
+a GPU (`@unittest.skipIf(not TEST_CUDA)`, `@onlyCUDA`), in functions or methods whose
+name mentions cuda/gpu/device or that override `to`/`_apply`/`type`, and on
+`.cuda(rank)` / `.cuda(device=d)` with a non-literal device (the caller chose the GPU).
+Test functions (`test_*`) are not losses even when their name mentions one. This is why
 torch's own sources are quiet: `torch.cuda.*Tensor` appears there only as type
-references (type maps, `isinstance` checks, docstrings), which are not constructor
-calls, and its `.cuda()` calls live in CUDA-guarded tests or in functions that are about
-devices. `.cuda()` in a training script, in `main()` or in any other function that is
-not a loss and not a `nn.Module` method is the script's choice of device and is not
-flagged. A `nn.Module` is recognised by its bases in the same file (a subclass of a
-Lightning or other third-party module is not), so lock-in there is missed.
+references (type maps in `torch/_dynamo`, `isinstance` checks, messages), which are not
+constructor calls, and its `.cuda()` calls in modules live in CUDA-guarded tests, take a
+rank, or sit in device-moving overrides.
+
+Not flagged by design: `.cuda()` and `.type(torch.cuda.*)` in a training script, in
+`main()` or in any function that is neither a loss nor a `nn.Module` method (the script's
+own choice of device). A `nn.Module` is recognised by its bases in the same file, so a
+subclass of a Lightning or other third-party module is missed; values are followed only
+along straight-line code, so a store after a loop or an `if` other than
+`if x is not None:` is reported without a fix.
 """
 
 from __future__ import annotations
@@ -150,6 +160,8 @@ NUMPY_DATA = {
     "reciprocal", "mean", "std", "var", "cos", "sin", "tanh", "cumsum", "float32",
     "float64", "clip",
 }
+# Overrides of nn.Module's own device-moving methods.
+DEVICE_METHODS = {"to", "_apply", "to_empty", "type"}
 PARAMETER_CLASSES = {"torch.nn.Parameter", "torch.nn.parameter.Parameter"}
 NN_MODULE = {"torch.nn.Module", "torch.nn.modules.module.Module", "nn.Module"}
 # Names `register_buffer` refuses because nn.Module already has them.
@@ -309,6 +321,36 @@ class CudaDeviceLockIn(Rule):
             torch.set_default_tensor_type("torch.cuda.FloatTensor" if cuda else "torch.FloatTensor")
             """
         ),
+        # Near-misses from real code: the caller passes the GPU (`.cuda(rank)`), an override
+        # of `nn.Module.to`, a test about losses, the CPU branch of an `is_cuda` test.
+        Valid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class SimpleMegatronLM(nn.Module):
+                def __init__(self, linear_size, rank=None):
+                    super().__init__()
+                    self.fc1 = nn.Linear(*linear_size[0])
+                    if rank is not None:
+                        self.fc1.cuda(rank)
+
+            class PreTrainedModel(nn.Module):
+                def to(self, *args, **kwargs):
+                    for module in self.modules():
+                        module.cuda()
+                    return super().to(*args, **kwargs)
+
+            def _test_output_unused_in_loss(self, module_cls):
+                return module_cls().cuda()
+
+            def project(input1):
+                if input1.is_cuda:
+                    return torch.cuda.FloatTensor(input1.size()).zero_()
+                else:
+                    return torch.cuda.FloatTensor(input1.size())
+            """
+        ),
         # Not a Module method, not a loss.
         Valid(
             """
@@ -347,6 +389,7 @@ class CudaDeviceLockIn(Rule):
                     index = torch.zeros_like(x, dtype=torch.uint8)
                     index_float = index.type(torch.cuda.FloatTensor)
                     batch_m = torch.matmul(self.m_list[None, :], index_float.transpose(1,0))
+                    batch_m = batch_m.view((-1, 1))
                     return F.cross_entropy(x - batch_m, target, weight=self.weight)
             """,
             fixed="""
@@ -373,6 +416,7 @@ class CudaDeviceLockIn(Rule):
                     index = torch.zeros_like(x, dtype=torch.uint8)
                     index_float = index.float()
                     batch_m = torch.matmul(self.m_list[None, :], index_float.transpose(1,0))
+                    batch_m = batch_m.view((-1, 1))
                     return F.cross_entropy(x - batch_m, target, weight=self.weight)
             """,
             line=11,
@@ -473,8 +517,9 @@ class CudaDeviceLockIn(Rule):
             from torch import nn
 
             class FocalLoss:
-                def __init__(self, alpha):
+                def __init__(self, alpha, beta):
                     self.alpha = torch.cuda.FloatTensor(alpha)
+                    self.beta = beta.type(torch.cuda.FloatTensor)
 
             class Net(nn.Module):
                 def __init__(self, w):
@@ -485,7 +530,63 @@ class CudaDeviceLockIn(Rule):
                     self.w = w
             """,
             line=6,
-            count=3,
+            count=4,
+        ),
+    ]
+
+    INVALID += [
+        # Real variants of weighted losses: a `register_buffer` argument loses its `.cuda()`;
+        # an attribute written twice, a conditional expression and a weight handed to a
+        # torch loss are reported only.
+        Invalid(
+            """
+            import torch
+            import torch.nn as nn
+
+            class LabelCriterion(nn.Module):
+                def __init__(self, weight=None):
+                    super().__init__()
+                    if weight is not None:
+                        self.register_buffer('weight', torch.FloatTensor(weight).cuda())
+                    else:
+                        self.weight = None
+
+            class EntropyLoss2d(nn.Module):
+                def __init__(self, use_weights=False, weight=None, n=4):
+                    super().__init__()
+                    if use_weights:
+                        self.weight = torch.FloatTensor(weight).cuda()
+                    else:
+                        self.weight = None
+                    self.alpha = torch.FloatTensor(weight).cuda() if weight is not None else [1.] * n
+                    class_weights = torch.FloatTensor(weight).cuda()
+                    self.nll = nn.NLLLoss(weight=class_weights)
+            """,
+            fixed="""
+            import torch
+            import torch.nn as nn
+
+            class LabelCriterion(nn.Module):
+                def __init__(self, weight=None):
+                    super().__init__()
+                    if weight is not None:
+                        self.register_buffer('weight', torch.FloatTensor(weight))
+                    else:
+                        self.weight = None
+
+            class EntropyLoss2d(nn.Module):
+                def __init__(self, use_weights=False, weight=None, n=4):
+                    super().__init__()
+                    if use_weights:
+                        self.weight = torch.FloatTensor(weight).cuda()
+                    else:
+                        self.weight = None
+                    self.alpha = torch.FloatTensor(weight).cuda() if weight is not None else [1.] * n
+                    class_weights = torch.FloatTensor(weight).cuda()
+                    self.nll = nn.NLLLoss(weight=class_weights)
+            """,
+            line=8,
+            count=4,
         ),
     ]
 
@@ -535,8 +636,8 @@ class CudaDeviceLockIn(Rule):
                               "and let it move with the module") if new is not None else None
         self.report(
             node,
-            f"`torch.cuda.{kind}Tensor(...)` creates the tensor on the GPU: the code fails "
-            "without CUDA and ignores the device the model was moved to",
+            f"`torch.cuda.{kind}Tensor(...)` creates the tensor on the current GPU: the code "
+            "fails without CUDA and ignores the device of the model and its inputs",
             fix=fix,
             help=f"use `torch.tensor(..., dtype=torch.{dtype}, device=...)` with the device of "
             "an input, or a buffer registered in `__init__`",
@@ -557,7 +658,7 @@ class CudaDeviceLockIn(Rule):
             if self._in_constructor():
                 if self._tensorish(func.value):
                     fix = self._owned_fix(node, new, message)
-            elif not self._cpu_born(func.value):
+            elif not self._in_any_constructor() and not self._cpu_born(func.value):
                 fix = self.make_fix(message, (node, new))
         self.report(
             node,
@@ -576,6 +677,8 @@ class CudaDeviceLockIn(Rule):
         ):
             return
         if self.context.qualname(receiver) in ("torch", "torch.nn", "torch.Tensor"):
+            return
+        if _device_argument(node):
             return
         where = self._where()
         if where is None or self._guarded():
@@ -615,7 +718,7 @@ class CudaDeviceLockIn(Rule):
             if is_nn_module(cls, self.context.imports, self.context.module):
                 return f"`{cls.name.value}.{method.name.value}` of a `nn.Module`"
         for node in reversed(self.context.stack):
-            if isinstance(node, (cst.FunctionDef, cst.ClassDef)) and "loss" in node.name.value.lower():
+            if isinstance(node, (cst.FunctionDef, cst.ClassDef)) and _is_loss_name(node.name.value):
                 return f"the loss `{node.name.value}`"
         return None
 
@@ -629,6 +732,11 @@ class CudaDeviceLockIn(Rule):
         name = method.name.value
         return name == "__init__" or (name == "init" and "__init__" not in methods(cls))
 
+    def _in_any_constructor(self) -> bool:
+        """In `__init__`/`init` of any class: the value becomes state that must not stay behind."""
+        found = self._method()
+        return found is not None and found[1].name.value in ("__init__", "init")
+
     def _guarded(self) -> bool:
         """Whether the code around the node chose CUDA on purpose (see the docs)."""
         stack = self.context.stack
@@ -637,10 +745,10 @@ class CudaDeviceLockIn(Rule):
                 return True
             if isinstance(node, cst.IfExp) and _mentions_device(node.test):
                 return True
-            if isinstance(node, (cst.With)) and any(_mentions_device(it.item) for it in node.items):
+            if isinstance(node, cst.With) and any(_mentions_device(it.item) for it in node.items):
                 return True
             if isinstance(node, (cst.FunctionDef, cst.ClassDef)):
-                if DEVICE_WORD.search(node.name.value):
+                if DEVICE_WORD.search(node.name.value) or node.name.value in DEVICE_METHODS:
                     return True
                 if any(_mentions_device(d.decorator) for d in node.decorators):
                     return True
@@ -705,7 +813,6 @@ class CudaDeviceLockIn(Rule):
 
     def _resolver(self):
         """name -> the value of its latest plain top-level binding before the node, or None."""
-        found = self._method()
         func = self.context.enclosing(cst.FunctionDef)
         if func is None:
             return lambda name: None
@@ -734,7 +841,6 @@ class CudaDeviceLockIn(Rule):
                     value = None
             return value
 
-        del found
         return resolve
 
     def _top_statement(self, func: cst.FunctionDef) -> cst.BaseStatement | None:
@@ -844,6 +950,8 @@ class CudaDeviceLockIn(Rule):
                     return self.make_fix(message, (node, new))
                 if not self._can_register(cls, method, attr, index):
                     return None
+                if sum(_self_stores(s, self_name, local) for s in body[start + 1 :]) != 1:
+                    return None  # `self.p = m; self.q = m`: one buffer would leave an alias
                 return self.make_fix(
                     f"{message}; register `self.{attr}` as a buffer",
                     (node, new),
@@ -890,6 +998,22 @@ def _cuda_kind(text: str) -> str | None:
     if m is not None and m.group(1) in CUDA_TYPES:
         return m.group(1)
     return None
+
+
+def _is_loss_name(name: str) -> bool:
+    """`LDAMLoss`, `focal_loss`; not a test about losses (`test_output_unused_in_loss`)."""
+    lowered = name.lower()
+    return "loss" in lowered and not lowered.lstrip("_").startswith("test")
+
+
+def _device_argument(call: cst.Call) -> bool:
+    """`.cuda(rank)`, `.cuda(device=self.device)`: the caller chose the GPU."""
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value != "device":
+            continue
+        if not isinstance(arg.value, (cst.Integer, cst.SimpleString)):
+            return True
+    return False
 
 
 def _first_arg(call: cst.Call, keyword: str) -> cst.BaseExpression | None:
@@ -956,6 +1080,8 @@ def _is_size(node: cst.BaseExpression) -> bool:
     if _is_int_literal(node):
         return True
     if isinstance(node, cst.Attribute) and node.attr.value == "shape":
+        return True
+    if isinstance(node, cst.Call) and (dotted_name(node.func) or "").split(".")[-1] == "Size":
         return True
     return (
         isinstance(node, cst.Call)
@@ -1092,6 +1218,24 @@ def _store_of(stmt: cst.BaseStatement, self_name: str, local: str):
         ):
             return (small, None)
     return None
+
+
+def _self_stores(node: cst.CSTNode, self_name: str, local: str) -> int:
+    """How many `self.X = local` assignments node contains."""
+    counter = _SelfStores(self_name, local)
+    node.visit(counter)
+    return counter.count
+
+
+class _SelfStores(cst.CSTVisitor):
+    def __init__(self, self_name: str, local: str) -> None:
+        self.self_name, self.local, self.count = self_name, local, 0
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        if isinstance(node.value, cst.Name) and node.value.value == self.local:
+            self.count += sum(
+                _attr_of(t.target, self.self_name) is not None for t in node.targets
+            )
 
 
 def _register(self_name: str, attr: str, value: cst.BaseExpression, old: cst.Assign) -> cst.Expr:

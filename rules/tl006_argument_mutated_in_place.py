@@ -53,8 +53,9 @@ Other mutations are reported only; TL005 rewrites the mutable default itself.
 
 ## Known false positives
 A memo cache kept in a default on purpose (`def f(x, _cache={})`) is skipped when the
-parameter's name starts with `_` or mentions `cache`/`memo`; other deliberate uses are
-still reported. A helper whose documented job is to reorder its argument in place is
+parameter's name starts with `_` or mentions `cache`; other deliberate uses are still
+reported (a `memo=dict()` handed to `copy.deepcopy` is a bug: the ids it keys on are
+reused once objects die). A helper whose documented job is to reorder its argument in place is
 reported too. The rule does not see mutations made by callees (`helper(steps)`), through
 aliases (`s = steps; s.sort()`), inside nested functions, or of elements
 (`steps[0].append(x)`). It stays quiet once the parameter has been rebound anywhere
@@ -178,10 +179,9 @@ class _Scan(cst.CSTVisitor):
     # -- bookkeeping
     def on_visit(self, node: cst.CSTNode) -> bool:
         descend = super().on_visit(node)
-        if descend:
-            self.stack.append(node)
-            if isinstance(node, (cst.For, cst.While)):
-                self.loops.append(node)
+        self.stack.append(node)  # on_leave runs even when the children are skipped
+        if isinstance(node, (cst.For, cst.While)):
+            self.loops.append(node)
         return descend
 
     def on_leave(self, original_node: cst.CSTNode) -> None:
@@ -358,7 +358,7 @@ class _Scan(cst.CSTVisitor):
                 return True
             if isinstance(parent, (cst.Attribute, cst.Subscript)):
                 return parent.value is child  # p.attr, p.method(...), p[i], p[:]
-            if isinstance(parent, cst.Comparison):
+            if isinstance(parent, (cst.Comparison, cst.FormattedStringExpression)):
                 return True
             if isinstance(parent, (cst.If, cst.While, cst.Assert, cst.IfExp)):
                 return parent.test is child
@@ -622,6 +622,20 @@ class ArgumentMutatedInPlace(Rule):
             line=2,
             count=2,
         ),
+        # mmengine's BaseDataset: a deepcopy memo kept across calls (ids get reused)
+        Invalid(
+            """
+            import copy
+            class Dataset:
+                def _copy_without_annotation(self, memo=dict()):
+                    other = object.__new__(type(self))
+                    memo[id(self)] = other
+                    for key, value in self.__dict__.items():
+                        other.__dict__[key] = copy.deepcopy(value, memo)
+                    return other
+            """,
+            line=5,
+        ),
         # a loop around the mutation with no rebinding in it
         Invalid(
             "def f(steps=[]):\n    for i in range(3):\n        steps.insert(0, i)\n    return steps\n",
@@ -683,7 +697,7 @@ class ArgumentMutatedInPlace(Rule):
     def _check_param(self, func: cst.FunctionDef, param: cst.Param, events: list[_Event]) -> None:
         name = param.name.value
         shared_default = param.default is not None and is_mutable_default(param.default)
-        if shared_default and (name.startswith("_") or "cache" in name.lower() or "memo" in name.lower()):
+        if shared_default and (name.startswith("_") or "cache" in name.lower()):
             shared_default = False
             memo = True
         else:

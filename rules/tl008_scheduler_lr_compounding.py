@@ -9,7 +9,9 @@ multiplies the LR by the schedule's factor again:
   that changes with the step counter (`self.base_lr = scale * self.base_lr * f(t)`);
 - a closed-form schedule of the counter (a `(1 + cos(pi * t / T)) / 2` factor, a
   polynomial `(1 - t / T) ** p`, a warm-up ratio `t / W`) is scaled by the optimizer's
-  *current* LR, `optimizer.param_groups[i]['lr']` or `group['lr']`, instead of the base LR.
+  *current* LR, `optimizer.param_groups[i]['lr']` or `group['lr']`, and the result is
+  stored back into a param group's `'lr'` (in any function: a scheduler, a training loop,
+  an `adjust_lr` helper) or returned by a scheduler's `get_lr()`.
 
 ## Why is this bad?
 A closed-form schedule computes the LR at step `t` from a fixed amplitude:
@@ -58,13 +60,21 @@ Chainable schedulers that deliberately update the current LR by a per-step ratio
 flagged: a constant factor (`group['lr'] * self.gamma`), a user callback
 (`group['lr'] * lmbda(epoch)`), and ratios of consecutive closed forms (torch's recursive
 `CosineAnnealingLR` and `PolynomialLR`). A decay of the peak applied at a cycle restart
-(inside an `if` that also resets the cycle counter) is not flagged either. A factor that is
-not recognisably time-dependent (a helper method's result, a value read from elsewhere)
-is not flagged, so some compounding schedules go unreported.
+(inside an `if` that also resets the cycle counter), a current LR scaled after it was set
+from a fixed value earlier in the same block (`g['lr'] = args.lr` then
+`g['lr'] *= warmup`), and a scaled LR that is only logged or used locally are not flagged
+either. What counts as "the counter" is syntactic: an attribute, parameter or local named
+like one (`t`, `epoch`, `iters`, `T_cur`, `last_epoch`, `current_step`...), an attribute
+that some method increments, and values computed from those. A schedule driven by a
+differently named value, or hidden in a helper call (`self.lf(t)` scaled by the current
+LR), is not reported, so some compounding schedules go unreported. A function that reads
+the current LR and scales it once per run by an epoch-dependent factor on purpose would be
+reported; suppress it with `# trainlint: ignore[TL008]`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from typing import Iterator
@@ -104,7 +114,6 @@ BASE_LR_NAME = re.compile(rf"_*(?:{_BASE_LR_CORE})", re.I)
 
 _INIT_LIKE = re.compile(r"__init__|__setstate__|load_state_dict|_?reset\w*|_?init\w*|setup|set_\w+")
 _LR_METHOD = re.compile(r"_*(?:get|compute|calc|calculate|update|adjust|set|closed_form|get_closed_form)_?(?:lr|lrs|learning_rate)\w*", re.I)
-_LR_FUNCTION = re.compile(r"lr|learning_rate|schedul|anneal|warmup", re.I)
 _TRIG = {"cos", "sin"}
 
 
@@ -133,6 +142,31 @@ def subscript_key(node: cst.Subscript) -> str | None:
     return strip_key(node.slice[0].slice.value)
 
 
+_FIELDS: dict[type, tuple[str, ...]] = {}
+_SKIPPED_FIELDS = {"lpar", "rpar", "comma", "semicolon", "leading_lines", "lines_after_decorators", "header", "footer"}
+
+
+def kids(node: cst.CSTNode) -> list[cst.CSTNode]:
+    """The child nodes of node, in field order. Much cheaper than `node.children`, which
+    runs a visitor; whitespace and parentheses are left out."""
+    names = _FIELDS.get(type(node))
+    if names is None:
+        names = tuple(
+            f.name
+            for f in dataclasses.fields(node)
+            if not f.name.startswith("whitespace") and f.name not in _SKIPPED_FIELDS
+        )
+        _FIELDS[type(node)] = names
+    out: list[cst.CSTNode] = []
+    for name in names:
+        value = getattr(node, name)
+        if isinstance(value, cst.CSTNode):
+            out.append(value)
+        elif isinstance(value, (list, tuple)):
+            out.extend(v for v in value if isinstance(v, cst.CSTNode))
+    return out
+
+
 def nodes(root: cst.CSTNode, *, nested_functions: bool = False) -> Iterator[cst.CSTNode]:
     """Pre-order walk of root; nested functions and lambdas are skipped unless asked."""
     stack = [root]
@@ -141,13 +175,15 @@ def nodes(root: cst.CSTNode, *, nested_functions: bool = False) -> Iterator[cst.
         yield node
         if node is not root and not nested_functions and isinstance(node, (cst.FunctionDef, cst.Lambda)):
             continue
-        stack.extend(reversed(node.children))
+        stack.extend(reversed(kids(node)))
 
 
 @dataclass
 class Reads:
     names: set[str] = field(default_factory=set)
     attrs: set[str] = field(default_factory=set)  # self.<attr>
+    # counters read on other objects: `self.trainer.global_step`, `state.epoch`
+    foreign_counters: set[str] = field(default_factory=set)
 
 
 def reads(expr: cst.CSTNode, self_name: str = "self") -> Reads:
@@ -161,6 +197,8 @@ def reads(expr: cst.CSTNode, self_name: str = "self") -> Reads:
             if attr is not None:
                 out.attrs.add(attr)
             else:
+                if COUNTER_NAME.fullmatch(node.attr.value):
+                    out.foreign_counters.add(node.attr.value)
                 stack.append(node.value)
             continue
         if isinstance(node, cst.Name):
@@ -171,13 +209,14 @@ def reads(expr: cst.CSTNode, self_name: str = "self") -> Reads:
             continue
         if isinstance(node, (cst.FunctionDef, cst.ClassDef)):
             continue
-        stack.extend(node.children)
+        stack.extend(kids(node))
     return out
 
 
 def local_bindings(func: cst.FunctionDef) -> dict[str, list[cst.BaseExpression | None]]:
     """Every binding of a local name in func: the bound value, the iterable of a `for`,
-    the right-hand side of an unpacking, or None when unknown (with-as, except-as...)."""
+    the right-hand side of an unpacking, what is appended to a list, or None when unknown
+    (with-as, except-as...)."""
     out: dict[str, list[cst.BaseExpression | None]] = {}
 
     def bind(target: cst.CSTNode, value: cst.BaseExpression | None) -> None:
@@ -206,16 +245,16 @@ def local_bindings(func: cst.FunctionDef) -> dict[str, list[cst.BaseExpression |
             bind(node.target, node.value)
         elif isinstance(node, cst.AsName):
             bind(node.name, None)
+        elif (
+            isinstance(node, cst.Call)
+            and isinstance(node.func, cst.Attribute)
+            and node.func.attr.value in ("append", "extend", "insert")
+            and isinstance(node.func.value, cst.Name)
+        ):
+            # `lrs.append(x)`: x flows into lrs
+            for arg in node.args:
+                out.setdefault(node.func.value.value, []).append(arg.value)
     return out
-
-
-@dataclass
-class ClassInfo:
-    """What the rules need to know about one scheduler-like class."""
-
-    cls: cst.ClassDef
-    writes: dict  # attr -> list[AttributeWrite], over the class and its local relatives
-    time_attrs: set[str]
 
 
 def time_attributes(writes: dict) -> set[str]:
@@ -248,7 +287,7 @@ class FunctionTime:
         self.bindings = local_bindings(func)
         params = [p for p in parameter_names(func) if p != self_name]
         self.params = set(params)
-        self.time_names = {p for p in params if COUNTER_NAME.fullmatch(p)}
+        self.time_names = {n for n in [*params, *self.bindings] if COUNTER_NAME.fullmatch(n)}
         changed = True
         while changed:
             changed = False
@@ -263,6 +302,7 @@ class FunctionTime:
         r = reads(expr, self.self_name)
         return bool(
             r.names & self.time_names
+            or r.foreign_counters
             or any(a in self.time_attrs or COUNTER_NAME.fullmatch(a) for a in r.attrs)
         )
 
@@ -328,8 +368,9 @@ class SchedulerLrCompounding(Rule):
     )
     message_current = (
         "`{method}()` scales a closed-form schedule by the optimizer's current LR (`{read}`), "
-        "so the LR is multiplied into itself on every step and decays geometrically; scale "
-        "by the base LR stored at construction (`self.base_lrs[i]` or `group['initial_lr']`)"
+        "so the LR is multiplied into itself on every step and decays geometrically; compute "
+        "it from the stored base LR instead (`self.base_lrs[i]`, `group['initial_lr']` or the "
+        "configured LR)"
     )
     trigger_pattern = re.compile(rf"(?i:{_BASE_LR_CORE})|['\"]lr['\"]")
 
@@ -470,6 +511,52 @@ class SchedulerLrCompounding(Rule):
                     return [group['lr'] + 0.1 * math.cos(self.last_epoch) for group in self.optimizer.param_groups]
             """
         ),
+        # a custom optimizer that scales group['lr'] locally and never stores it back
+        Valid(
+            """
+            import torch
+            class CosineOptimizer(torch.optim.Optimizer):
+                def step(self, closure=None):
+                    for group in self.param_groups:
+                        for p in group['params']:
+                            step = self.state[p]['step']
+                            lr = group['lr'] * 0.5 * (1 + torch.cos(torch.tensor(step / group['T_max'] * torch.pi)))
+                            p.data.add_(-lr * p.grad)
+                            self.state[p]['step'] += 1
+            """
+        ),
+        # the LR is reset from the configured value first, then scaled by the warm-up ratio
+        Valid(
+            """
+            def adjust_lr(optimizer, epoch, args):
+                for g in optimizer.param_groups:
+                    g['lr'] = args.lr
+                    if epoch < args.warmup:
+                        g['lr'] = g['lr'] * (epoch + 1) / args.warmup
+            """
+        ),
+        # the current LR times a closed form, only logged
+        Valid(
+            """
+            import math
+            def log_lr(optimizer, epoch):
+                lr = optimizer.param_groups[0]['lr'] * math.cos(math.pi * epoch / 10)
+                print(lr)
+                return lr
+            """
+        ),
+        # the same hook scaling the configured LR
+        Valid(
+            """
+            class Model:
+                def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure):
+                    optimizer.step(closure=optimizer_closure)
+                    if self.trainer.global_step < 500:
+                        lr_scale = min(1.0, float(self.trainer.global_step + 1) / 500.0)
+                        for pg in optimizer.param_groups:
+                            pg["lr"] = lr_scale * self.hparams.learning_rate
+            """
+        ),
     ]
     INVALID = [
         # the seed page, third snippet: base_lr overwritten in step() and step_batch()
@@ -600,6 +687,61 @@ class SchedulerLrCompounding(Rule):
             """,
             line=5,
         ),
+        # a training loop (not a scheduler class) that anneals the current LR
+        Invalid(
+            """
+            import math
+            class Trainer:
+                def train(self, n_epochs):
+                    for epoch in range(n_epochs):
+                        if epoch > 1:
+                            for param_group in self.optimizer.param_groups:
+                                param_group['lr'] = param_group['lr'] * 0.5 * (1 + math.cos(epoch * math.pi / 15))
+                        self.train_one_epoch()
+            """,
+            line=7,
+        ),
+        # a custom optimizer that stores the annealed LR back into its own param groups
+        Invalid(
+            """
+            import numpy as np
+            from torch.optim import Adam
+            class CosineAdam(Adam):
+                def step(self, closure=None):
+                    for group in self.param_groups:
+                        step = group.setdefault('step', 0)
+                        group['step'] = step + 1
+                        group['lr'] = group['lr'] * 0.5 * (1 + np.cos(np.pi * step / self.T_max))
+                    return super().step(closure)
+            """,
+            line=8,
+        ),
+        # an augmented multiplication by a warm-up ratio, via a local
+        Invalid(
+            """
+            class Warm:
+                def step(self):
+                    self.current_step += 1
+                    ratio = self.current_step / self.warmup_steps
+                    for group in self.optimizer.param_groups:
+                        group['lr'] *= ratio
+            """,
+            line=6,
+        ),
+        # a warm-up in a LightningModule hook, counted by the trainer
+        Invalid(
+            """
+            import lightning as L
+            class Model(L.LightningModule):
+                def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure):
+                    optimizer.step(closure=optimizer_closure)
+                    if self.trainer.global_step < 500:
+                        lr_scale = min(1.0, float(self.trainer.global_step + 1) / 500.0)
+                        for pg in optimizer.param_groups:
+                            pg["lr"] = lr_scale * pg["lr"]
+            """,
+            line=8,
+        ),
     ]
 
     # ------------------------------------------------------------------ traversal
@@ -608,27 +750,46 @@ class SchedulerLrCompounding(Rule):
         module, imports = self.context.module, self.context.imports
         if not is_scheduler_like(node, imports, module):
             return
-        writes = attribute_writes(node)
-        time_attrs = time_attributes(writes)
+        time_attrs = self._time_attrs(node)
         for name, func in methods(node).items():
             if not is_steplike(name) or is_init_like(name):
                 continue
             self_name = _first_param(func)
             if self_name is None:
                 continue
-            ft = FunctionTime(func, time_attrs, self_name)
-            self._check_amplitude_writes(func, ft, self_name)
-            self._check_current_lr(func, ft, self_name)
+            self._check_amplitude_writes(func, FunctionTime(func, time_attrs, self_name), self_name)
 
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        if self.context.enclosing(cst.ClassDef) is not None:
+    def visit_Subscript(self, node: cst.Subscript) -> None:
+        if subscript_key(node) == "lr":
+            marked = self.__dict__.setdefault("_lr_functions", set())
+            for func in self.context.enclosing_all(cst.FunctionDef):
+                marked.add(id(func))
+
+    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
+        """(b) runs on every function that subscripts 'lr': a scheduler method, a training
+        loop, an `adjust_lr` helper."""
+        if id(node) not in self.__dict__.get("_lr_functions", ()):
             return
-        if self.context.enclosing(cst.FunctionDef) is not None:
-            return
-        if not _LR_FUNCTION.search(node.name.value):
-            return
-        ft = FunctionTime(node, set(), None)
-        self._check_current_lr(node, ft, None)
+        stack = self.context.stack
+        cls = stack[-2] if len(stack) >= 2 and isinstance(stack[-2], cst.ClassDef) else None
+        self_name = _first_param(node) if cls is not None else None
+        time_attrs: set[str] = set()
+        returns_count = False
+        if cls is not None and self_name is not None:
+            time_attrs = self._time_attrs(cls)
+            returns_count = (
+                is_steplike(node.name.value)
+                and not is_init_like(node.name.value)
+                and is_scheduler_like(cls, self.context.imports, self.context.module)
+            )
+        ft = FunctionTime(node, time_attrs, self_name)
+        self._check_current_lr(node, ft, returns_count)
+
+    def _time_attrs(self, cls: cst.ClassDef) -> set[str]:
+        cache = self.__dict__.setdefault("_time_cache", {})
+        if id(cls) not in cache:
+            cache[id(cls)] = time_attributes(attribute_writes(cls))
+        return cache[id(cls)]
 
     # ------------------------------------------------------ (a) amplitude written back
 
@@ -640,7 +801,6 @@ class SchedulerLrCompounding(Rule):
             label = _amplitude_target(target, self_name, groups)
             if label is None or label in reported:
                 continue
-            key = label
 
             def is_amplitude(e: cst.BaseExpression, aliases=frozenset()) -> bool:
                 return _same_amplitude(e, target, self_name) or (
@@ -655,12 +815,12 @@ class SchedulerLrCompounding(Rule):
                 compounding = _scaled_by_time(stmt.value, is_amplitude, ft)
             if not compounding or _in_restart_block(guards, stmt, self_name):
                 continue
-            reported.add(key)
+            reported.add(label)
             self.report(stmt, self.message.format(target=label, method=method))
 
     # ----------------------------------------------- (b) closed form x current LR
 
-    def _check_current_lr(self, func: cst.FunctionDef, ft: FunctionTime, self_name: str | None) -> None:
+    def _check_current_lr(self, func: cst.FunctionDef, ft: FunctionTime, returns_count: bool) -> None:
         groups = _param_group_names(func)
 
         def is_current_read(e: cst.BaseExpression) -> bool:
@@ -676,44 +836,128 @@ class SchedulerLrCompounding(Rule):
                 if any(v is not None and _contains_current(v, groups, current_locals) for v in values):
                     current_locals.add(name)
                     changed = True
-        if not any(True for n in nodes(func.body) if isinstance(n, cst.Subscript) and is_current_read(n)):
-            return
 
         def is_current(e: cst.BaseExpression) -> bool:
             e = _unwrap_call(e)
             return is_current_read(e) or (isinstance(e, cst.Name) and e.value in current_locals)
 
-        for node in _maximal_arithmetic(func.body):
-            for term in _all_terms(node):
-                num, den = factors(term)
-                holders = [f for f in num if additively_contains(f, is_current)]
-                if not holders:
-                    continue
-                others = [f for f in num + den if not any(f is h for h in holders)]
-                other_num = [f for f in num if not any(f is h for h in holders)]
-                warmup_ratio = any(_linear_in_time(f, ft) for f in other_num) and not any(
-                    ft.reads_time(f) for f in den
-                )
-                # a ratio of two closed forms (torch's recursive cosine) is a per-step factor
-                trig = any(_contains_trig_of_time(f, ft) for f in other_num) and not any(
-                    _contains_trig_of_time(f, ft) for f in den
-                )
-                power = not any(ft.reads_time(f) for f in den)
-                if warmup_ratio or any(
-                    _absolute_closed_form(f, ft, 0, trig=trig, power=power) for f in other_num
+        dominators = _dominating_statements(func)
+        # where the LR lands: stores into a param group's 'lr', and get_lr()'s return value
+        sinks: list[tuple[cst.CSTNode, cst.BaseExpression]] = []
+        for n in nodes(func.body):
+            if isinstance(n, cst.Assign) and any(is_current_read(t.target) for t in n.targets):
+                if _contains_current(n.value, groups, current_locals) and not _after_fresh_store(
+                    n, dominators, groups, current_locals
                 ):
-                    read = next(
-                        (n for h in holders for n in nodes(h) if isinstance(n, cst.Subscript) and is_current_read(n)),
-                        None,
-                    )
-                    self.report(
-                        node,
-                        self.message_current.format(
-                            method=func.name.value,
-                            read=self.context.code(read).strip() if read is not None else "param_groups[i]['lr']",
-                        ),
-                    )
+                    sinks.append((n, n.value))
+            elif isinstance(n, cst.AugAssign) and is_current_read(n.target):
+                if isinstance(n.operator, (cst.MultiplyAssign, cst.DivideAssign)) and _time_factor(
+                    [n.value], [], ft
+                ) and not _after_fresh_store(n, dominators, groups, current_locals):
+                    self._report_current(func, n, n.target)
                     return
+            elif returns_count and isinstance(n, cst.Return) and n.value is not None:
+                sinks.append((n, n.value))
+        if not sinks:
+            return
+        # follow locals back from the sinks
+        exprs = [v for _, v in sinks]
+        seen: set[str] = set()
+        i = 0
+        while i < len(exprs):
+            for name in reads(exprs[i]).names:
+                if name in seen or name in groups:
+                    continue
+                seen.add(name)
+                exprs.extend(v for v in ft.bindings.get(name, []) if v is not None)
+            i += 1
+        for expr in exprs:
+            for node in _maximal_arithmetic(expr):
+                for term in terms(node):
+                    num, den = factors(term)
+                    holders = [f for f in num if additively_contains(f, is_current)]
+                    if not holders:
+                        continue
+                    other_num = [f for f in num if not any(f is h for h in holders)]
+                    if _time_factor(other_num, den, ft):
+                        read = next(
+                            (m for h in holders for m in nodes(h) if isinstance(m, cst.Subscript) and is_current_read(m)),
+                            None,
+                        )
+                        self._report_current(func, node, read)
+                        return
+
+    def _report_current(self, func: cst.FunctionDef, node: cst.CSTNode, read: cst.CSTNode | None) -> None:
+        self.report(
+            node,
+            self.message_current.format(
+                method=func.name.value,
+                read=" ".join(self.context.code(read).split()) if read is not None else "param_groups[i]['lr']",
+            ),
+        )
+
+
+def _time_factor(num: list, den: list, ft: "FunctionTime") -> bool:
+    """Whether num/den (the factors besides the current LR) form an absolute closed form of
+    the counter: a warm-up ratio `t / W`, a cosine of `t` or a power of `f(t)`, but not a
+    ratio of two such (a chainable per-step factor)."""
+    warmup_ratio = any(_linear_in_time(f, ft) for f in num) and not any(ft.reads_time(f) for f in den)
+    trig = any(_contains_trig_of_time(f, ft) for f in num) and not any(
+        _contains_trig_of_time(f, ft) for f in den
+    )
+    power = not any(ft.reads_time(f) for f in den)
+    return warmup_ratio or any(_absolute_closed_form(f, ft, 0, trig=trig, power=power) for f in num)
+
+
+def _dominating_statements(func: cst.FunctionDef) -> dict[int, list[cst.CSTNode]]:
+    """For each small statement, the small statements that run before it on every path
+    through its enclosing blocks (earlier statements of the same or an enclosing block)."""
+    out: dict[int, list[cst.CSTNode]] = {}
+
+    def block(stmts, before: list) -> None:
+        before = list(before)
+        for stmt in stmts:
+            if isinstance(stmt, cst.SimpleStatementLine):
+                for small in stmt.body:
+                    out[id(small)] = list(before)
+                    before.append(small)
+            else:
+                for child in _child_blocks(stmt):
+                    block(child, before)
+
+    block(_suite(func.body), [])
+    return out
+
+
+def _suite(body: cst.CSTNode) -> list:
+    if isinstance(body, cst.IndentedBlock):
+        return list(body.body)
+    return []
+
+
+def _child_blocks(stmt: cst.CSTNode):
+    if isinstance(stmt, cst.SimpleStatementSuite):
+        # `if x: a = 1; b = 2` on one line: treat as its own block
+        return []
+    if isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
+        return []
+    blocks = []
+    for child in kids(stmt):
+        if isinstance(child, cst.IndentedBlock):
+            blocks.append(list(child.body))
+        elif isinstance(child, (cst.Else, cst.If, cst.Finally, cst.ExceptHandler, cst.ExceptStarHandler)):
+            blocks.extend(_child_blocks(child))
+    return blocks
+
+
+def _after_fresh_store(stmt: cst.CSTNode, dominators, groups: set[str], current_locals: set[str]) -> bool:
+    """Whether an earlier statement on every path sets a param group's 'lr' from something
+    other than the current LR (`g['lr'] = args.lr`), so that scaling it afterwards is fine."""
+    for prev in dominators.get(id(stmt), []):
+        if isinstance(prev, cst.Assign) and any(_is_current_lr_read(t.target, groups) for t in prev.targets):
+            if not _contains_current(prev.value, groups, current_locals):
+                return True
+    return False
 
 
 # ---------------------------------------------------------------------- helpers
@@ -790,12 +1034,8 @@ def _maximal_arithmetic(root: cst.CSTNode) -> Iterator[cst.BinaryOperation]:
         if isinstance(node, (cst.FunctionDef, cst.Lambda)) and node is not root:
             continue
         child_inside = is_bin or (inside and isinstance(node, cst.UnaryOperation))
-        for child in reversed(node.children):
+        for child in reversed(kids(node)):
             stack.append((child, child_inside))
-
-
-def _all_terms(expr: cst.BaseExpression) -> list[cst.BaseExpression]:
-    return terms(expr)
 
 
 def _is_trig_of_time(node: cst.CSTNode, ft: FunctionTime) -> bool:
@@ -858,6 +1098,8 @@ def _linear_in_time(expr: cst.BaseExpression, ft: FunctionTime, depth: int = 0) 
     if not all(isinstance(p, (cst.Name, cst.Attribute, cst.Integer, cst.Float)) for p in parts):
         return False
     for p in parts:
+        if isinstance(p, cst.Name) and COUNTER_NAME.fullmatch(p.value) and p.value in ft.time_names:
+            return True
         if isinstance(p, cst.Name) and p.value in ft.bindings:
             value = ft.single_value(p.value)
             if value is not None and depth < 3 and _linear_in_time(value, ft, depth + 1):
@@ -964,7 +1206,7 @@ def _writes_with_guards(func: cst.FunctionDef):
             if node.orelse is not None:
                 walk(node.orelse, guards + ((node, node.orelse),))
             return
-        for child in node.children:
+        for child in kids(node):
             walk(child, guards)
 
     walk(func.body, ())

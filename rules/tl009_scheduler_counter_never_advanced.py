@@ -80,25 +80,31 @@ from trainlint.rules.tl008_scheduler_lr_compounding import (
     COUNTER_NAME,
     is_init_like,
     is_steplike,
+    kids,
     local_bindings,
     nodes,
     reads,
     subscript_key,
+    terms,
 )
 
 # Counters that torch's LRScheduler.step() advances for its subclasses.
 TORCH_ADVANCED = {"last_epoch", "_step_count"}
 NEUTRAL_BASES = {"object", "abc.ABC", "ABC", "typing.Generic", "Generic"}
 _BUILTIN_CASTS = {"float", "int", "round", "abs", "min", "max"}
-_LR_NAME = re.compile(r"lr|learning_rate", re.I)
+_LR_NAME = re.compile(r"(?:^|_)lrs?(?:$|_|\d)|learning_rate", re.I)
 
 
 class SchedulerCounterNeverAdvanced(Rule):
     __doc__ = __doc__
     code = "TL009"
     name = "scheduler-counter-never-advanced"
-    message = "`self.{attr}` is read by {method}() but never advanced; {advice}"
-    trigger_pattern = re.compile(r"def\s+(?:step|get_lr|_get_closed_form_lr)\b|LRScheduler")
+    message = "`self.{attr}` is read by {method}() but never advanced; increment it in step()"
+    message_override = (
+        "`self.{attr}` is read by {method}() but never advanced: step() overrides "
+        "LRScheduler.step() without calling it; call `super().step()` or increment it in step()"
+    )
+    trigger_pattern = re.compile(r"def\s+(?:step|get_lr|_get_closed_form_lr)|LRScheduler")
 
     VALID = [
         # last_epoch is advanced by torch's LRScheduler.step()
@@ -120,6 +126,34 @@ class SchedulerCounterNeverAdvanced(Rule):
             class Warm(Base):
                 def get_lr(self):
                     return [b * self.last_epoch / self.warmup for b in self.base_lrs]
+            """
+        ),
+        # a torch subclass recomputing its cycle counter from last_epoch on every call
+        Valid(
+            """
+            import math
+            from torch.optim.lr_scheduler import _LRScheduler
+            class Cyclic(_LRScheduler):
+                def __init__(self, optimizer, T_0, last_epoch=-1):
+                    self.T_0 = T_0
+                    self.T_cur = last_epoch
+                    super().__init__(optimizer, last_epoch)
+                def get_lr(self):
+                    self.T_cur = self.last_epoch % self.T_0
+                    return [b * (1 + math.cos(math.pi * self.T_cur / self.T_0)) / 2 for b in self.base_lrs]
+            """
+        ),
+        # step() overridden, but torch's step still runs through super()
+        Valid(
+            """
+            from torch.optim.lr_scheduler import _LRScheduler
+            class GradualWarmup(_LRScheduler):
+                def get_lr(self):
+                    return [b * self.last_epoch / self.total for b in self.base_lrs]
+                def step(self, epoch=None, metrics=None):
+                    if self.finished and self.after_scheduler:
+                        return self.after_scheduler.step(epoch)
+                    return super(GradualWarmup, self).step(epoch)
             """
         ),
         # a local base class advances the counter
@@ -195,6 +229,16 @@ class SchedulerCounterNeverAdvanced(Rule):
                     return self.base * self.current_step
             """
         ),
+        # not about learning rates: an environment's step() returning its counter
+        Valid(
+            """
+            class Env:
+                def __init__(self):
+                    self.t = 0
+                def step(self, action):
+                    return self.obs(action), self.t
+            """
+        ),
         # a counter that is only compared (not part of the formula) is left alone
         Valid(
             """
@@ -205,6 +249,25 @@ class SchedulerCounterNeverAdvanced(Rule):
                     if self.cnt > 10:
                         print("late")
                     return self.base_lr
+            """
+        ),
+        # the seed page's first snippet: last_epoch is an offset added to a counter that moves
+        Valid(
+            """
+            import math
+            class CosineAnnealingWarmbootingLR:
+                def __init__(self, optimizer):
+                    self.optimizer = optimizer
+                    self.iters = -1
+                    self.last_epoch = 0
+                    self.base_lr = [group['lr'] for group in optimizer.param_groups]
+                def step(self, external_iter=None):
+                    self.iters += 1
+                    if external_iter is not None:
+                        self.iters = external_iter
+                    iters = self.iters + self.last_epoch
+                    for group, lr in zip(self.optimizer.param_groups, self.base_lr):
+                        group['lr'] = lr * (1 + math.cos(iters * math.pi / self.gap)) / 2
             """
         ),
         # an unguarded literal reset is TL001's report
@@ -289,6 +352,22 @@ class SchedulerCounterNeverAdvanced(Rule):
             """,
             line=10,
         ),
+        # step() overridden without super().step(): torch no longer advances last_epoch
+        Invalid(
+            """
+            from torch.optim import lr_scheduler
+            class Warmup(lr_scheduler.LRScheduler):
+                def __init__(self, optimizer, warmup):
+                    self.warmup = warmup
+                    super().__init__(optimizer)
+                def get_lr(self):
+                    return [b * min(1.0, (self.last_epoch + 1) / self.warmup) for b in self.base_lrs]
+                def step(self):
+                    for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
+                        group['lr'] = lr
+            """,
+            line=7,
+        ),
         # a plain class that writes the LR into the optimizer itself
         Invalid(
             """
@@ -312,39 +391,54 @@ class SchedulerCounterNeverAdvanced(Rule):
         lineage = _lineage(node, imports, module)
         if lineage is None:
             return
-        related, torch_parent = lineage
+        related, ancestors, torch_parent = lineage
+        if not torch_parent and not any(_mentions_lr(c) for c in related):
+            return  # a `step` method alone (a trainer, an RL environment) is not a scheduler
         writes: dict = {}
         for cls in related:
             for attr, ws in attribute_writes(cls).items():
                 writes.setdefault(attr, []).extend(ws)
         if _sets_computed_names(related):
             return
-        external = _external_writes(module)
-        hyper = {a for a, ws in writes.items() if all(is_init_like(w.method) for w in ws)}
+        parent_advances = torch_parent and _torch_step_runs(ancestors)
+        if torch_parent:
+            for attr in TORCH_ADVANCED:  # initialised by LRScheduler.__init__
+                writes.setdefault(attr, [])
+        cache = self.__dict__.setdefault("_external", {})
+        if id(module) not in cache:
+            cache[id(module)] = _external_writes(module)
+        external = cache[id(module)]
+        hyper = {
+            a
+            for a, ws in writes.items()
+            if all(is_init_like(w.method) for w in ws) and not (torch_parent and a in TORCH_ADVANCED)
+        }
         own_methods = methods(node)
-        candidates = _formula_reads(node)
+        moving = {
+            a
+            for a, ws in writes.items()
+            if any(_advancing(w, a, hyper) for w in ws)
+            or a in external
+            or (parent_advances and a in TORCH_ADVANCED)
+        }
+        candidates = _formula_reads(node, moving)
         reported: set[str] = set()
         for attr, (method, read) in candidates.items():
-            if attr in reported or attr not in writes:
-                continue
-            if torch_parent and attr in TORCH_ADVANCED:
-                continue
-            if attr in external:
+            if attr in reported or attr not in writes or attr in moving:
                 continue
             ws = writes[attr]
             if not (COUNTER_NAME.fullmatch(attr) or _reset_state_variable(ws)):
                 continue
-            if any(_advancing(w, attr, hyper) for w in ws):
-                continue
             if _left_to_tl001(ws, own_methods, attr):
                 continue
             reported.add(attr)
-            advice = (
-                "increment it in step()"
-                if any(is_step_method(m) and m == "step" for c in related for m in methods(c))
-                else f"increment it once per step (`self.{attr} += 1` in step())"
+            if attr in TORCH_ADVANCED and torch_parent:
+                message = self.message_override.format(attr=attr, method=method)
+            else:
+                message = self.message.format(attr=attr, method=method)
+            self.report(
+                read, message, help=f"add `self.{attr} += 1` to step(), once per scheduler step"
             )
-            self.report(read, self.message.format(attr=attr, method=method, advice=advice))
 
 
 # ---------------------------------------------------------------------- helpers
@@ -379,6 +473,7 @@ def _lineage(cls: cst.ClassDef, imports, module: cst.Module):
                 continue
             else:
                 return None
+    ancestors = list(related)
     # local descendants may advance a counter that the base class reads
     changed = True
     while changed:
@@ -390,7 +485,41 @@ def _lineage(cls: cst.ClassDef, imports, module: cst.Module):
                 seen.add(id(other))
                 related.append(other)
                 changed = True
-    return related, torch_parent
+    return related, ancestors, torch_parent
+
+
+def _torch_step_runs(ancestors: list[cst.ClassDef]) -> bool:
+    """Whether torch's `LRScheduler.step()` still runs for the class: no local class on the
+    way up overrides `step` without calling the parent's (`super().step()`)."""
+    for cls in ancestors:
+        if cls.name.value in SCHEDULER_BASE_NAMES:
+            return True  # torch's own base, linted in torch's sources
+        step = methods(cls).get("step")
+        if step is not None:
+            return _calls_parent_step(step)
+    return True
+
+
+def _calls_parent_step(func: cst.FunctionDef) -> bool:
+    for n in nodes(func.body, nested_functions=True):
+        if isinstance(n, cst.Call) and isinstance(n.func, cst.Attribute) and n.func.attr.value == "step":
+            receiver = n.func.value
+            if isinstance(receiver, cst.Call) and isinstance(receiver.func, cst.Name) and receiver.func.value == "super":
+                return True
+            if isinstance(receiver, (cst.Name, cst.Attribute)) and n.args and isinstance(n.args[0].value, cst.Name) and n.args[0].value.value == "self":
+                return True  # LRScheduler.step(self, ...)
+    return False
+
+
+def _mentions_lr(cls: cst.ClassDef) -> bool:
+    """Whether the class touches learning rates: `param_groups`, or a name, attribute or key
+    that says lr / learning_rate."""
+    for n in nodes(cls, nested_functions=True):
+        if isinstance(n, cst.Name) and (n.value == "param_groups" or _LR_NAME.search(n.value)):
+            return True
+        if isinstance(n, cst.SimpleString) and _LR_NAME.search(n.value.strip("'\"")):
+            return True
+    return False
 
 
 def _sets_computed_names(classes: list[cst.ClassDef]) -> bool:
@@ -521,7 +650,7 @@ def _guarded_by(func: cst.FunctionDef, stmt: cst.CSTNode, attr: str) -> bool:
             return any(attr in reads(t).attrs for t in tests)
         if isinstance(node, (cst.If, cst.While)):
             tests = tests + (node.test,)
-        for child in node.children:
+        for child in kids(node):
             found = walk(child, tests)
             if found is not None:
                 return found
@@ -530,10 +659,11 @@ def _guarded_by(func: cst.FunctionDef, stmt: cst.CSTNode, attr: str) -> bool:
     return bool(walk(func.body, ()))
 
 
-def _formula_reads(cls: cst.ClassDef) -> dict[str, tuple[str, cst.Attribute]]:
+def _formula_reads(cls: cst.ClassDef, moving: set[str]) -> dict[str, tuple[str, cst.Attribute]]:
     """`self` attributes read in the LR formula of the class's step methods: returned or
     yielded values, values stored under an `lr` name or key, and locals flowing into them.
-    Maps each attribute to (method, first read)."""
+    Maps each attribute to (method, first read). A read that is only an offset added to a
+    counter that does move (`self.iters + self.last_epoch`) is left out."""
     out: dict[str, tuple[str, cst.Attribute]] = {}
     for name, func in methods(cls).items():
         if not is_steplike(name) or is_init_like(name):
@@ -542,12 +672,27 @@ def _formula_reads(cls: cst.ClassDef) -> dict[str, tuple[str, cst.Attribute]]:
         if not params:
             continue
         self_name = params[0]
+        moving_params = {p for p in params[1:] if COUNTER_NAME.fullmatch(p)}
         sinks = _sinks(func)
         sink_ids: set[int] = set()
         for s in sinks:
             sink_ids |= {id(n) for n in nodes(s)}
+        offsets: set[int] = set()
         for n in nodes(func.body):
-            if id(n) in sink_ids and isinstance(n, cst.Attribute):
+            if (
+                id(n) in sink_ids
+                and isinstance(n, cst.BinaryOperation)
+                and isinstance(n.operator, (cst.Add, cst.Subtract))
+            ):
+                parts = terms(n)
+                if any(
+                    self_attribute(t, self_name) in moving
+                    or (isinstance(t, cst.Name) and t.value in moving_params)
+                    for t in parts
+                ):
+                    offsets |= {id(t) for t in parts}
+        for n in nodes(func.body):
+            if id(n) in sink_ids and isinstance(n, cst.Attribute) and id(n) not in offsets:
                 attr = self_attribute(n, self_name)
                 if attr is not None and attr not in out:
                     out[attr] = (name, n)

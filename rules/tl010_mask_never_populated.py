@@ -62,12 +62,15 @@ misses many real cases:
   other masking calls leave the mask constant.
 - Boolean indexing is flagged only when the mask's dtype is known to be `bool`/`uint8`
   (an integer zeros tensor used as an index is a legitimate gather).
+- `full(shape, value)` with a value that is not a literal is skipped: a uniform mask chosen
+  at run time (`torch.full_like(x, use_margin, dtype=torch.bool)`) can be deliberate.
 - A constant mask can be intended as a placeholder (`keep = torch.ones(n, dtype=bool)`
   kept for a later edit); such code is pointless rather than wrong, and is still flagged.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import libcst as cst
@@ -79,6 +82,7 @@ from ._analysis import (
     statements_between,
     straight_line_origin,
 )
+from trainlint.imports import dotted_name
 from trainlint.rule import Invalid, Rule, Valid
 
 # --------------------------------------------------------------------------- creators
@@ -151,7 +155,8 @@ class MaskNeverPopulated(Rule):
     code = "TL010"
     name = "mask-never-populated"
     message = "A mask created by a constant factory is used before anything writes it"
-    triggers = ("zeros", "ones", "full", "empty")
+    # a factory call, or a factory imported under another name
+    trigger_pattern = re.compile(r"(?:zeros|ones|full|empty)(?:_like)?\s*(?:\(|as\b)")
 
     VALID = [
         # the correct LDAM: scatter_ right after the creation
@@ -188,6 +193,30 @@ class MaskNeverPopulated(Rule):
                 mask |= a > 0
                 mask &= b > 0
                 return x.masked_fill(mask, 0.0)
+            """
+        ),
+        # near-misses from transformers' logits processors and data collators
+        Valid(
+            """
+            import torch
+            def f(scores, eos_id):
+                top = torch.argmax(scores, dim=-1)
+                m = torch.zeros_like(scores, dtype=torch.bool)
+                m[top == eos_id, :eos_id] = True
+                return scores.masked_fill(m, -float("inf"))
+            """
+        ),
+        Valid(
+            """
+            import torch
+            def f(inputs, labels, special, span):
+                masked = torch.full(labels.shape, 0, dtype=torch.bool)
+                for i in range(labels.size(0)):
+                    masked[i, span[i]:span[i] + 3] = 1
+                masked.masked_fill_(special, value=0.0)
+                inputs[masked] = 0
+                labels[~masked] = -100
+                return inputs, labels
             """
         ),
         # written inside a branch or a loop: cannot tell, stay quiet
@@ -298,6 +327,15 @@ class MaskNeverPopulated(Rule):
                 return torch.where(torch.zeros_like(x, dtype=torch.bool), x, 0)
             """
         ),
+        # full() with a run-time value: a uniform switch, possibly on purpose
+        Valid(
+            """
+            import torch
+            def f(x, a, use_a):
+                m = torch.full_like(x, use_a, dtype=torch.bool)
+                return torch.where(m, a, x)
+            """
+        ),
         # numpy arrays are out of scope
         Valid(
             """
@@ -402,7 +440,7 @@ class MaskNeverPopulated(Rule):
             """,
             line=5,
         ),
-        # F.masked_* function form via torch, and empty
+        # the torch.masked_select function form, and an empty_like mask
         Invalid(
             """
             import torch
@@ -470,8 +508,8 @@ class MaskNeverPopulated(Rule):
         if origin is None:
             return
         creation = _creation(origin.value, self.context)
-        if creation is None:
-            return
+        if creation is None or (creation.kind == "full" and creation.fill is None):
+            return  # `full(shape, flag)`: a uniform mask chosen at run time can be deliberate
         if use.boolean_index:
             dtype = use.mask_dtype if use.mask_dtype is not None else creation.mask_dtype
             if dtype is not True:
@@ -506,10 +544,8 @@ class MaskNeverPopulated(Rule):
 
     def _message(self, func: cst.FunctionDef, use: Use, creation: Creation) -> str:
         name = use.name.value
-        if creation.kind == "empty":
+        if creation.kind == "empty" or creation.fill is None:
             state = "the mask holds uninitialised memory"
-        elif creation.fill is None:
-            state = "every element of the mask is the fill value"
         else:
             value = creation.fill != use.negated
             state = f"the mask is all {value}"
@@ -658,20 +694,9 @@ def _is_device_argument(call: cst.Call) -> bool:
     return all(
         isinstance(a.value, cst.SimpleString)
         or (a.keyword is not None and a.keyword.value in ("device", "non_blocking"))
-        or "device" in (dotted(a.value) or "").lower()
+        or "device" in (dotted_name(a.value) or "").lower()
         for a in call.args
     )
-
-
-def dotted(node: cst.CSTNode) -> str | None:
-    parts = []
-    while isinstance(node, cst.Attribute):
-        parts.append(node.attr.value)
-        node = node.value
-    if not isinstance(node, cst.Name):
-        return None
-    parts.append(node.value)
-    return ".".join(reversed(parts))
 
 
 def _truth(node: cst.BaseExpression | None) -> bool | None:

@@ -201,6 +201,28 @@ class ClassWeightAppliedTwice(Rule):
                 return F.nll_loss(logits.log_softmax(1), target, weight=weight)
             """
         ),
+        # tuple assignment: only the second element is weighted
+        Valid(
+            """
+            import torch.nn.functional as F
+
+            def loss(logits, target, w):
+                plain, weighted = logits, logits * w
+                return F.cross_entropy(plain, target, weight=w), weighted
+            """
+        ),
+        # label smoothing: the weighted product feeds the smoothing term, not the NLL input
+        Valid(
+            """
+            import torch.nn.functional as F
+
+            def smooth_ce(logits, target, weight, eps=0.1):
+                log_probs = F.log_softmax(logits, dim=-1)
+                smooth = -(log_probs * weight.unsqueeze(0)).sum(-1).mean()
+                nll = F.nll_loss(log_probs, target, weight=weight)
+                return (1 - eps) * nll + eps * smooth
+            """
+        ),
         # a loss module built with one weight, logits scaled by another
         Valid(
             """
@@ -340,13 +362,43 @@ class ClassWeightAppliedTwice(Rule):
         super().__init__(context)
         self._class_losses: dict[int, dict[str, frozenset[str]]] = {}
         self._positions = None
+        # Only functions that call a loss are analysed: one flag per open function and
+        # per open class (whether it builds a loss module), set by visit_Call.
+        self._function_flags: list[bool] = []
+        self._class_flags: list[bool] = []
+        self._analysed: set[int] = set()
 
     # ------------------------------------------------------------------ visiting
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        cls = self.context.enclosing(cst.ClassDef)
+        self._function_flags.append(False)
+
+    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
+        if self._function_flags.pop():
+            self._analyse(node, self.context.enclosing(cst.ClassDef))
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        self._class_flags.append(False)
+
+    def leave_ClassDef(self, node: cst.ClassDef) -> None:
+        # a loss module built in __init__ and called as self.X(...) in another method
+        if self._class_flags.pop() and self._losses_of_class(node):
+            for method in methods(node).values():
+                if id(method) not in self._analysed:
+                    self._analyse(method, node)
+
+    def visit_Call(self, node: cst.Call) -> None:
+        q = self.context.qualname(node.func)
+        if q in FUNCTIONAL_LOSSES or q in LOSS_MODULES:
+            if self._function_flags:
+                self._function_flags[-1] = True
+            if q in LOSS_MODULES and self._class_flags:
+                self._class_flags[-1] = True
+
+    def _analyse(self, func: cst.FunctionDef, cls: cst.ClassDef | None) -> None:
+        self._analysed.add(id(func))
         held = self._losses_of_class(cls) if cls is not None else {}
-        analysis = _FunctionAnalysis(self, node, held)
+        analysis = _FunctionAnalysis(self, func, held)
         analysis.run()
         for loss, key, mul in analysis.found:
             self._report(loss, key, mul)
@@ -686,9 +738,21 @@ class _FunctionAnalysis:
     def small(self, small: cst.BaseSmallStatement, state: State) -> State | None:
         if isinstance(small, cst.Assign):
             self.sinks(small.value, state)
-            taint = self.taint(small.value, state)
+            value = small.value
             for target in small.targets:
-                _assign(state, target.target, taint)
+                t = target.target
+                if (
+                    isinstance(t, (cst.Tuple, cst.List))
+                    and isinstance(value, (cst.Tuple, cst.List))
+                    and len(t.elements) == len(value.elements)
+                    and not any(isinstance(e, cst.StarredElement) for e in (*t.elements, *value.elements))
+                ):
+                    # `a, b = x, y * w`: element by element (evaluated before binding)
+                    taints = [self.taint(e.value, state) for e in value.elements]
+                    for el, taint in zip(t.elements, taints):
+                        _assign(state, el.value, taint)
+                else:
+                    _assign(state, t, self.taint(value, state))
             return state
         if isinstance(small, cst.AnnAssign):
             if small.value is not None:

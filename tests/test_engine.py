@@ -98,3 +98,8 @@ def test_prefilter_skips_parse_but_still_checks_syntax():
     assert [d.code for d in result.diagnostics] == ["TL000"]
     result = engine.lint("p.py", b"x = 1\n", [TL001])
     assert result.diagnostics == [] and not result.parsed
+
+
+def test_newer_syntax_than_the_interpreter_is_not_an_error():
+    src = b"type X = int\ndef f[T](x: T) -> T:\n    return x\n"
+    assert engine.lint("new.py", src, [TL001]).diagnostics == []

@@ -10,6 +10,7 @@ import click
 from trainlint import __version__
 from trainlint.config import ConfigError, resolve
 from trainlint.registry import SelectorError, all_rules, by_code
+from trainlint.report import FORMATS
 from trainlint.runner import Options, Runner
 
 EXIT_CLEAN, EXIT_DIAGNOSTICS, EXIT_ERROR = 0, 1, 2
@@ -46,11 +47,13 @@ def main() -> None:
 @click.option("--extend-select", help="Comma-separated rule codes or prefixes to enable in addition.")
 @click.option(
     "--output-format",
-    type=click.Choice(["text", "json"]),
+    type=click.Choice(sorted(FORMATS)),
     default="text",
     show_default=True,
-    help="How to print diagnostics.",
+    envvar="TRAINLINT_OUTPUT_FORMAT",
+    help="How to print diagnostics (also TRAINLINT_OUTPUT_FORMAT).",
 )
+@click.option("-o", "--output-file", type=click.Path(path_type=Path), help="Write the report to this file.")
 @click.option("--statistics", is_flag=True, help="Print the number of diagnostics per rule.")
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when diagnostics remain.")
 @click.option("--config", type=click.Path(path_type=Path), help="Read settings from this TOML file.")
@@ -61,9 +64,8 @@ def main() -> None:
     "(executes the project's schedulers and losses).",
 )
 def check(paths, fix, unsafe_fixes, diff, select, ignore, extend_select, output_format,
-          statistics, exit_zero, config, verify) -> None:
+          output_file, statistics, exit_zero, config, verify) -> None:
     """Lint PATHS (files or directories; default: the current directory)."""
-    from trainlint.report import json as json_report
     from trainlint.report import text as text_report
 
     paths = list(paths) or [Path(".")]
@@ -81,7 +83,7 @@ def check(paths, fix, unsafe_fixes, diff, select, ignore, extend_select, output_
                 fix=fix,
                 unsafe_fixes=unsafe_fixes,
                 diff=diff,
-                want_edits=output_format == "json",
+                want_edits=output_format != "text",
                 verify=verify,
                 verify_settings=verify_settings,
             ),
@@ -99,12 +101,18 @@ def check(paths, fix, unsafe_fixes, diff, select, ignore, extend_select, output_
         click.echo(f"Would fix {len(changed)} file(s).", err=True)
         errors = any(d.is_error for d in run.diagnostics)
         sys.exit(EXIT_ERROR if errors else EXIT_DIAGNOSTICS if changed else EXIT_CLEAN)
-    if output_format == "json":
-        click.echo(json_report.render(run), nl=False)
-    elif statistics:
-        click.echo(text_report.statistics(run), nl=False)
+    if statistics:
+        rendered = text_report.statistics(run)
     else:
-        click.echo(text_report.render(run, fixing=fix), nl=False)
+        rendered = FORMATS[output_format](run, fix)
+    if output_file is not None:
+        try:
+            output_file.write_text(rendered, encoding="utf-8")
+        except OSError as exc:
+            click.echo(f"trainlint: error: {output_file}: cannot write the report: {exc.strerror}", err=True)
+            sys.exit(EXIT_ERROR)
+    else:
+        click.echo(rendered, nl=False)
     remaining = run.diagnostics
     if any(d.is_error for d in remaining):
         sys.exit(EXIT_ERROR)

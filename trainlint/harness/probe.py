@@ -44,6 +44,9 @@ def describe(exc: BaseException) -> dict:
 
 
 def load(source: str) -> dict:
+    import linecache
+
+    linecache.cache[PROBE_FILE] = (len(source), None, source.splitlines(True), PROBE_FILE)
     module = types.ModuleType("trainlint_probe")
     module.__file__ = PROBE_FILE
     sys.modules["trainlint_probe"] = module
@@ -109,7 +112,6 @@ def probe_scheduler(cls, spec: dict) -> dict:
     import torch
 
     configured = spec.get("kwargs", {})
-    steps = int(spec.get("steps") or PROBE_LENGTH + 1)
     observe = spec.get("observe", [])
     out: dict = {"kind": "scheduler", "devices": ["cpu"], "methods": {}}
 
@@ -132,6 +134,8 @@ def probe_scheduler(cls, spec: dict) -> dict:
     given.update(kwargs)
     lrs = [v for k, v in given.items() if k.lower() in LR_NAMES and isinstance(v, (int, float))]
     out["max_initial_lr"] = max([LR0 if optimizer else 0.0, *lrs]) or LR0
+    lengths = [v for k, v in given.items() if k.lower() in LENGTH_NAMES and isinstance(v, int) and v > 0]
+    steps = int(spec.get("steps") or max(lengths, default=PROBE_LENGTH) + 1)  # the whole schedule
     defaults_before = repr(getattr(cls.__init__, "__defaults__", None))
 
     step_methods = [
@@ -260,6 +264,9 @@ def loss_kwargs(cls, configured: dict, classes: int) -> dict:
             kwargs[p.name] = [max(10 * (classes - i), 1) for i in range(classes)]
         elif low in ("num_classes", "classes", "n_classes", "nclass", "num_class"):
             kwargs[p.name] = classes
+        elif low in ("weight", "class_weight", "class_weights", "weights") and p.default is None:
+            # exercise the weighted path too: it is where device and dtype bugs hide
+            kwargs[p.name] = [0.5 + i / classes for i in range(classes)]
         elif p.default is p.empty:
             raise Unguessable(p.name)
     return kwargs

@@ -1,1 +1,18 @@
-"""Renderers: the same diagnostics in each output format."""
+"""Renderers: the same diagnostics in each output format.
+
+Each format is a function `(run, fixing) -> str`; the command line offers every key of
+FORMATS as an `--output-format` choice.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from trainlint.report import json as json_report
+from trainlint.report import text as text_report
+from trainlint.runner import Run
+
+FORMATS: dict[str, Callable[[Run, bool], str]] = {
+    "text": text_report.render,
+    "json": lambda run, fixing: json_report.render(run),
+}

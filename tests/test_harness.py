@@ -1,0 +1,220 @@
+"""The runtime harness on CPU: verdicts for the seed fixtures, refutation, isolation."""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+from pathlib import Path
+
+import libcst as cst
+import pytest
+from click.testing import CliRunner
+
+from trainlint.cli import main
+from trainlint.harness.extract import find_targets, probe_source
+from trainlint.harness.verify import Settings, verify_file
+from trainlint.registry import by_code, select
+from trainlint.rule import Applicability, Invalid, Rule, Valid
+
+
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+CPU = Settings(devices=["cpu"], timeout=120)
+
+
+def verdicts_for(path: Path, rules=None, settings=CPU):
+    rules = rules if rules is not None else select(None, [], [])
+    return verify_file(str(path), path.read_bytes(), rules, settings)
+
+
+def by_rule(verdicts):
+    out = {}
+    for v in verdicts:
+        out.setdefault(v.code, []).append(v)
+    return out
+
+
+def test_probe_source_drops_the_top_level():
+    src = textwrap.dedent(
+        """
+        import math, os
+        import numpy as np
+        RATE = 0.5
+        DATA = open("/nonexistent").read()
+        def helper(x):
+            return x * RATE
+        class Sched:
+            def __init__(self, optimizer):
+                self.iters = 0
+            def step(self):
+                self.iters = 1
+                return helper(math.cos(self.iters))
+        main()
+        """
+    )
+    module = cst.parse_module(src)
+    [target] = find_targets(module)
+    probe = probe_source(module, target.name)
+    assert "import math" in probe and "RATE = 0.5" in probe and "def helper" in probe
+    assert "numpy" not in probe and "open(" not in probe and "main()" not in probe
+    assert "os" not in probe.split("class")[0]
+    assert len(probe.splitlines()) == len(src.splitlines())  # line numbers are kept
+
+
+def test_counter_reset_fixes_confirmed_on_checked_scheduler():
+    verdicts = by_rule(verdicts_for(FIXTURES / "seed" / "cawb_scheduler_checked.py"))
+    tl001 = verdicts["TL001"]
+    assert [v.verdict for v in tl001] == ["confirmed", "confirmed"]
+    assert "`self.iters` after each step(): 1, 1, 1" in tl001[0].evidence
+    assert "`self.iters_batch` after each step_batch(): 1, 1, 1" in tl001[1].evidence
+    assert verdicts["TL005"][0].verdict == "inconclusive"
+
+
+def test_caller_list_fix_confirmed_on_original_scheduler():
+    verdicts = by_rule(verdicts_for(FIXTURES / "seed" / "cawb_scheduler.py"))
+    [tl006] = verdicts["TL006"]
+    assert tl006.verdict == "confirmed", tl006.evidence
+    assert "changed from [13, 3] to [3, 13]" in tl006.evidence
+    [tl005] = verdicts["TL005"]
+    assert tl005.verdict == "inconclusive"
+    assert "no probe observed" in tl005.evidence
+
+
+def test_ldam_fixes_confirmed():
+    verdicts = by_rule(verdicts_for(FIXTURES / "seed" / "ldam_train.py"))
+    for code in ("TL002", "TL003", "TL004", "TL007"):
+        assert code in verdicts, f"no verdict for {code}"
+        assert any(v.verdict == "confirmed" for v in verdicts[code]), (code, [v.evidence for v in verdicts[code]])
+    assert all(v.verdict != "refuted" for vs in verdicts.values() for v in vs)
+
+
+class FlipCosine(Rule):
+    """A deliberately wrong fix, for the tests: turns a correct `1 + cos` into `1 - cos`.
+
+    ## What it does
+    ## Why is this bad?
+    ## Example
+    ## Use instead
+    ## Fix safety
+    """
+
+    code = "TL997"
+    name = "test-flip-cosine"
+    message = "test only"
+    fix_applicability = Applicability.UNSAFE
+    VALID: list[Valid] = []
+    INVALID: list[Invalid] = []
+
+    def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
+        if (
+            isinstance(node.operator, cst.Add)
+            and isinstance(node.left, cst.Integer)
+            and node.left.value == "1"
+            and "cos" in self.context.code(node.right)
+        ):
+            flipped = node.with_changes(operator=cst.Subtract())
+            self.report(node, fix=self.make_fix("flip", (node, flipped)))
+
+
+def test_wrong_fix_is_refuted(tmp_path):
+    path = tmp_path / "sched.py"
+    path.write_text(
+        textwrap.dedent(
+            """
+            import math
+            class CosineLR:
+                def __init__(self, optimizer, epochs=10):
+                    self.optimizer = optimizer
+                    self.epochs = epochs
+                    self.iters = -1
+                    self.base = [g["lr"] for g in optimizer.param_groups]
+                def step(self):
+                    self.iters += 1
+                    for g, lr in zip(self.optimizer.param_groups, self.base):
+                        g["lr"] = lr * (1 + math.cos(math.pi * self.iters / self.epochs)) / 2
+                    return self.optimizer.param_groups[0]["lr"]
+            """
+        )
+    )
+    [v] = verdicts_for(path, [FlipCosine])
+    assert v.verdict == "refuted"
+    assert "anneals[step]" in v.evidence
+    assert v.traces["original"][0] > v.traces["original"][-1]
+    assert v.traces["fixed"][0] < v.traces["fixed"][-1]
+
+
+HANGING = """
+class Sched:
+    def __init__(self, optimizer):
+        self.optimizer = optimizer
+        self.iters = 0
+    def step(self):
+        self.iters = 1
+        while True:
+            pass
+"""
+
+
+def test_probe_that_loops_forever_is_inconclusive(tmp_path):
+    path = tmp_path / "hang.py"
+    path.write_text(HANGING)
+    [v] = verdicts_for(path, [by_code("TL001")], Settings(devices=["cpu"], timeout=8))
+    assert v.verdict == "inconclusive"
+    assert "did not finish within 8 s" in v.evidence
+
+
+def test_probe_reading_stdin_does_not_hang(tmp_path):
+    path = tmp_path / "stdin.py"
+    path.write_text(HANGING.replace("while True:\n            pass", "return float(input())"))
+    [v] = verdicts_for(path, [by_code("TL001")], Settings(devices=["cpu"], timeout=30))
+    assert v.verdict == "inconclusive"
+    assert "EOFError" in v.evidence
+
+
+def test_module_top_level_never_runs(tmp_path):
+    marker = tmp_path / "ran"
+    path = tmp_path / "train.py"
+    path.write_text(
+        f"open({str(marker)!r}, 'w').write('top level ran')\n" + HANGING.replace(
+            "while True:\n            pass", "return 0.1"
+        )
+    )
+    verdicts_for(path, [by_code("TL001")])
+    assert not marker.exists()
+
+
+def test_verify_cli_json(monkeypatch):
+    monkeypatch.chdir(FIXTURES.parent)
+    result = CliRunner().invoke(
+        main, ["verify", "--device", "cpu", "--output-format", "json", "fixtures/seed/cawb_scheduler_checked.py"]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert {d["code"] for d in data} >= {"TL001", "TL005"}
+    for d in data:
+        assert set(d) >= {"filename", "target", "kind", "code", "row", "verdict", "devices", "evidence"}
+        assert d["devices"] == ["cpu"]
+
+
+def test_fix_verify_applies_only_confirmed_unsafe_fixes(tmp_path):
+    target = tmp_path / "sched.py"
+    target.write_bytes((FIXTURES / "seed" / "cawb_scheduler_checked.py").read_bytes())
+    result = CliRunner().invoke(main, ["--fix", "--verify", str(target)])
+    text = target.read_text()
+    assert "self.iters += 1" in text and "self.iters_batch += 1" in text  # confirmed
+    assert "steps=[]" in text  # TL005 was inconclusive, so it stays
+    assert result.exit_code == 1
+
+
+@pytest.mark.cuda
+def test_ldam_on_cuda():
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    settings = Settings(devices=["cpu", "cuda"], timeout=300)
+    verdicts = by_rule(verdicts_for(FIXTURES / "seed" / "ldam_train.py", settings=settings))
+    for code in ("TL002", "TL003", "TL004", "TL007"):
+        assert any(v.verdict == "confirmed" for v in verdicts[code]), code
+        assert all(v.devices == ["cpu", "cuda"] for v in verdicts[code])
