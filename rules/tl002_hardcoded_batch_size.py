@@ -45,28 +45,37 @@ class LDAMLoss(nn.Module):
 ## Fix safety
 The leading value becomes `-1` when no other dimension is `-1`. That is safe, identical on
 every input the original accepted, when every other dimension is a positive integer
-literal (`view(16, 1)`, `view(BATCH_SIZE, 3, 32, 32)`, `view(16)`): the product of the
-literal dimensions is fixed, so `-1` resolves to exactly the value that was written. When
+literal or a sum or product of them (`view(16, 1)`, `view(BATCH_SIZE, 16 * 5 * 5)`,
+`view(16)`): the product of the other dimensions is a fixed positive number, so `-1`
+resolves to exactly the value that was written, with the same strides. When
 another dimension is an expression the fix is marked unsafe, since that expression could be
 `0` or `-1` at run time, where the original runs and the fixed shape raises.
 
 When another dimension already is `-1`, the leading value becomes `<tensor>.size(0)`. This
 is unsafe: it equals the original only when the tensor's first dimension really is the
 batch (a `(32, 8)` tensor viewed as `(16, -1)` gives `(16, 16)`, as `(x.size(0), -1)` it
-stays `(32, 8)`). It is offered only when the reshaped tensor is a plain name or attribute,
-so it is evaluated once more without side effects. Factory calls in `forward` are reported
+stays `(32, 8)`). It is offered only when the reshaped tensor is a name, an attribute or a
+constant-index subscript (`out[-1]`), so evaluating it once more has no side effects. Factory calls in `forward` are reported
 without a fix: the right replacement (`x.size(0)` of which input?) needs a human.
 
 ## Known false positives
-A literal leading dimension that is not a batch (an RGB `3`, a stacked `(q, k)` pair of
-`2`) is only flagged when the tensor comes from the function's arguments and every other
-dimension is a literal or a constant attribute; shapes that also use local sizes
-(`reshape(3, h * 16, w * 16)`) are left alone, as are parameters and buffers
-(`self.w.view(3, 3)`). The dataflow is straight-line and syntactic: a batch size read from
-a local assigned in a branch or loop is not followed, `self.batch_size` counts only when
-`__init__` is its sole writer, and a model that is only ever run with the configured batch
-size (`drop_last=True`, no `DataParallel`) is still flagged, since a later change breaks
-it. Factories in helpers that `forward` calls (`init_hidden`) are not seen.
+A literal leading dimension that is not a batch (an RGB `3`, an affine `(2, 3)`) is only
+flagged when the tensor is computed from the arguments of a `forward`, loss or step
+function and every other dimension is a literal or a constant (`self.num_classes`,
+`NUM_CLASSES`); shapes that also use local sizes (`reshape(3, h * 16, w * 16)`), views of
+parameters and buffers (`self.w.view(3, 3)`) and code in `__init__` are left alone. A
+batch-size value is not flagged where the data is built with that very size: a tensor
+made from it (`torch.randn(BATCH_SIZE, nz)`), or a function that draws its own batch
+(`random.sample(self.memory, self.batch_size)`, `range(self.batch_size)`), as replay
+buffers do. Code that only ever runs with the configured size (`drop_last=True`, no
+`DataParallel`) is still flagged, since the next change of loader breaks it.
+
+What the rule does not see: the dataflow is syntactic and straight-line, so a batch size
+copied into a local inside a branch or loop is not followed; `self.batch_size` counts only
+when `__init__` is its only writer; a batch dimension that is not the leading one
+(`input.view(seq_len, self.batch_size, -1)` for a sequence-first RNN) is not checked in
+`view`/`reshape`; and factories in helpers that `forward` calls (`init_hidden`) are not
+seen.
 """
 
 from __future__ import annotations
@@ -354,7 +363,7 @@ class HardcodedBatchSize(Rule):
     __doc__ = __doc__
     code = "TL002"
     name = "hardcoded-batch-size"
-    message = "`{call}` hardcodes the batch size as its leading dimension ({value})"
+    message = "`{call}` hardcodes the batch size {value} as its leading dimension"
     fix_applicability = Applicability.SAFE
     triggers = ("view", "reshape", "forward")
 
@@ -463,6 +472,30 @@ class HardcodedBatchSize(Rule):
                     self.h0 = torch.zeros(1, args.batch_size, 8)
                 def init_hidden(self):
                     return torch.zeros(1, self.args.batch_size, self.hidden)
+            """
+        ),
+        # Replay-buffer code draws batches of exactly the configured size.
+        Valid(
+            """
+            class Agent:
+                def __init__(self, batch_size=64):
+                    self.batch_size = batch_size
+                def replay(self):
+                    minibatch = random.sample(self.memory, self.batch_size)
+                    states = torch.tensor([t[0] for t in minibatch]).view(self.batch_size, -1)
+                    target = []
+                    for j in range(self.batch_size):
+                        target.append(minibatch[j][2])
+                    return torch.tensor(target).view(self.batch_size, 1)
+            """
+        ),
+        # A test input made with the batch size is consistent with it.
+        Valid(
+            """
+            BATCH_SIZE = 8
+            def test_model(model):
+                x = torch.randn(BATCH_SIZE, 3, 32, 32)
+                assert model(x).view(BATCH_SIZE, -1).shape[1] == 10
             """
         ),
         # numpy's module function and a local batch size assigned in a loop.
@@ -620,6 +653,27 @@ class HardcodedBatchSize(Rule):
                 loss = criterion(model(images), labels)
             """,
             line=3,
+        ),
+        # A loader made with the batch size still yields a short last batch.
+        Invalid(
+            """
+            from torch.utils.data import DataLoader
+            BATCH_SIZE = 8
+            def check(model, ds):
+                loader = DataLoader(ds, batch_size=BATCH_SIZE)
+                out = model(next(iter(loader)))
+                return out.view(BATCH_SIZE, 16 * 5 * 5), out[0].reshape(BATCH_SIZE, -1)
+            """,
+            fixed="""
+            from torch.utils.data import DataLoader
+            BATCH_SIZE = 8
+            def check(model, ds):
+                loader = DataLoader(ds, batch_size=BATCH_SIZE)
+                out = model(next(iter(loader)))
+                return out.view(-1, 16 * 5 * 5), out[0].reshape(out[0].size(0), -1)
+            """,
+            line=6,
+            count=2,
         ),
         # Other dimensions that are expressions make `-1` unsafe (they might be 0 or -1).
         Invalid(
@@ -786,9 +840,7 @@ class HardcodedBatchSize(Rule):
                 return
             configured = self._configured.get(literal)
             if self._tainted(tensor, func, data_function_only=configured is None):
-                value = f"`{literal}`" + (
-                    f", the configured batch size (`{configured}`)" if configured else ""
-                )
+                value = f"`{literal}`" + (f" (from `{configured}`)" if configured else "")
                 self._report(call, tensor, leading, others, spelling, value)
             return
         described = self._batch_size_value(leading, func)
@@ -819,7 +871,7 @@ class HardcodedBatchSize(Rule):
         message = self.message.format(call=name, value=value)
         if any(int_literal(d) == -1 for d in others):
             fix = None
-            if dotted_name(tensor) is not None:
+            if _stable(tensor):
                 replacement = f"{self.context.code(tensor)}.size(0)"
                 fix = Fix(
                     f"Use `{replacement}` as the leading dimension",
@@ -828,7 +880,7 @@ class HardcodedBatchSize(Rule):
                 )
             help = "take the batch dimension from the tensor: `x.size(0)`"
         else:
-            safe = all((int_literal(d) or 0) >= 1 for d in others)
+            safe = all(_positive_constant(d) for d in others)
             fix = Fix(
                 "Use `-1` as the leading dimension",
                 Applicability.SAFE if safe else Applicability.UNSAFE,
@@ -912,7 +964,7 @@ class HardcodedBatchSize(Rule):
                 inner = self._batch_size_value(value, func, depth + 1)
                 if inner is None or self._function_assigns(func, value):
                     return None
-                return inner
+                return f"`{name}` (from {inner})"
             for outer in self._enclosing_functions()[1:]:
                 if name in self._scope(outer).values:
                     return None  # a closure variable: not followed
@@ -1009,24 +1061,32 @@ class HardcodedBatchSize(Rule):
     def _built_from(
         self, call: cst.Call, tensor: cst.BaseExpression, value: cst.BaseExpression, func
     ) -> bool:
-        """Whether the tensor was itself created from the same batch-size value."""
+        """Whether the tensor was itself made with the same batch-size value.
+
+        Follows the bindings of the names the tensor is computed from (any binding in the
+        scope, a few steps deep): `noise = torch.randn(BATCH_SIZE, nz)` then
+        `model(noise).view(BATCH_SIZE, -1)` is consistent by construction. A loader built
+        with `batch_size=BATCH_SIZE` does not count: it yields a short last batch.
+        """
         text = self.context.code(value)
-        if text in self.context.code(tensor):
-            return True
         if self._draws_own_batch(func, text):
             return True
-        if isinstance(tensor, cst.Name):
-            scope_values = (
-                self._scope(func).values.get(tensor.value)
-                if func is not None
-                else self._globals.get(tensor.value)
-            )
-            ancestors = {id(n) for n in self._stack} | {id(call)}
-            for origin in scope_values or ():
-                if id(origin) in ancestors:
-                    continue  # `x = x.view(...)`: the assignment being checked
-                if isinstance(origin, cst.BaseExpression) and text in self.context.code(origin):
-                    return True
+        bindings = self._scope(func).values if func is not None else self._globals
+        ancestors = {id(n) for n in self._stack} | {id(call)}
+        pending: list[cst.CSTNode] = [tensor]
+        seen: set[str] = set()
+        budget = 64
+        while pending and budget:
+            budget -= 1
+            expr = pending.pop()
+            if _uses_value(expr, text, self.context.code):
+                return True
+            for name in free_names(expr) - seen:
+                seen.add(name)
+                for origin in bindings.get(name, ()):
+                    # `x = x.view(...)`: the assignment being checked is not an origin
+                    if isinstance(origin, cst.CSTNode) and id(origin) not in ancestors:
+                        pending.append(origin)
         return False
 
 
@@ -1049,6 +1109,56 @@ class _BatchSources(cst.CSTVisitor):
         ):
             self.found = True
         return not self.found
+
+
+def _uses_value(node: cst.CSTNode, text: str, code) -> bool:
+    """Whether `text` (a batch-size expression) is used in node other than as `batch_size=`."""
+    if text not in code(node):
+        return False
+    finder = _ValueUses(text, code)
+    node.visit(finder)
+    return finder.found
+
+
+class _ValueUses(cst.CSTVisitor):
+    def __init__(self, text: str, code) -> None:
+        self.text = text
+        self.code = code
+        self.found = False
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        if self.found:
+            return False
+        if isinstance(node, cst.Arg) and node.keyword is not None:
+            if is_batch_size_name(node.keyword.value):
+                return False  # `DataLoader(ds, batch_size=BATCH_SIZE)`
+        if isinstance(node, (cst.Name, cst.Attribute, cst.Subscript)) and self.code(node) == self.text:
+            self.found = True
+            return False
+        return True
+
+
+def _positive_constant(node: cst.BaseExpression) -> bool:
+    """An integer literal >= 1, or a sum/product of them (`16 * 5 * 5`)."""
+    if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, (cst.Multiply, cst.Add)):
+        return _positive_constant(node.left) and _positive_constant(node.right)
+    value = int_literal(node)
+    return value is not None and value >= 1
+
+
+def _stable(node: cst.BaseExpression) -> bool:
+    """A name, attribute chain or constant-index subscript: cheap to evaluate twice."""
+    if dotted_name(node) is not None:
+        return True
+    if isinstance(node, cst.Subscript) and _stable(node.value):
+        for element in node.slice:
+            index = element.slice
+            if not isinstance(index, cst.Index):
+                return False
+            if int_literal(index.value) is None and not isinstance(index.value, cst.Name):
+                return False
+        return True
+    return False
 
 
 def _is_self_attribute(node: cst.BaseExpression) -> bool:

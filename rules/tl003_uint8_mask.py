@@ -38,19 +38,23 @@ def forward(self, x, target):
 
 ## Fix safety
 The fix changes the creation site: `dtype=torch.uint8` becomes `dtype=torch.bool`,
-`.byte()` and `.type(torch.uint8)` / `.to(torch.uint8)` become `.bool()`, and
+`.byte()` and a lone `.type(torch.uint8)` / `.to(torch.uint8)` become `.bool()`, and
 `torch.ByteTensor(...)` becomes `torch.BoolTensor(...)` (the legacy constructor is kept, so
 `torch.ByteTensor(3, 4)` still means a size and the `torch.cuda` variant still allocates on
-the GPU; `torch.tensor(...)` would read `3` as data).
+the GPU; `torch.tensor(...)` would read `3` as data). A `1 - mask` on the way to the mask
+position, the uint8 idiom for negation, becomes `~mask`, since `-` raises on bool tensors.
 
 The fix is safe when the tensor is known to hold only 0 and 1 (`zeros`, `ones`, `full` with
-0 or 1, a literal of 0s and 1s, or `.byte()` of a comparison or another boolean expression)
-and every use of it is a mask position, a conversion that gives the same values for a 0/1
-tensor (`.float()`, `.long()`, `.type(T)`, `.to(dtype)`, `.sum()`), a shape query, or a
-write of the literal 0 or 1 (`scatter_(dim, index, 1)`, `fill_(0)`, `m[i] = 1`). Otherwise
-it is unsafe: arithmetic such as `1 - mask` raises on a bool tensor, `~mask` changes from
-bitwise to logical negation, `.byte()` of a float tensor truncates (0.5 becomes 0) where
-`.bool()` does not, and code that receives the tensor may depend on its dtype.
+0 or 1, a literal of 0s and 1s, a `fill_(0)`, or `.byte()` of a comparison or another
+boolean expression) and every use of it is a mask position, a conversion that gives the
+same values for a 0/1 tensor (`.float()`, `.long()`, `.type(T)`, `.to(dtype)`, `.sum()`), a
+shape query, or a write of the literal 0 or 1 (`scatter_(dim, index, 1)`, `fill_(0)`,
+`m[i] = 1`). Otherwise it is unsafe: `~mask` changes from bitwise to logical negation
+(which is usually the bug being fixed), `.byte()` of a float tensor truncates (0.5 becomes
+0) where `.bool()` does not, and code that receives the tensor may depend on its dtype.
+When another use of the tensor would raise on bool (`(1 - mask) * x`, `-mask`), or the
+tensor comes from a local alias of `torch.ByteTensor`, the diagnostic is reported without
+a fix.
 
 ## Known false positives
 A uint8 tensor really meant as an index *into* another tensor (a lookup table,
@@ -58,9 +62,10 @@ A uint8 tensor really meant as an index *into* another tensor (a lookup table,
 wrong either way, but the right fix there is `.long()`, not `.bool()`.
 
 The rule follows a tensor through straight-line code only. A local assigned in a branch or
-loop other than the one that uses it, rebound anywhere in a loop that uses it, passed
-through another function, stored on `self`, or combined with `&`/`|` is not followed, so
-those masks are missed rather than guessed.
+loop other than the one that uses it, rebound anywhere in a loop that uses it, read in a
+nested function, passed through another function, stored on `self` (a mask buffer built in
+`__init__` and used in `forward`), or combined with `&`/`|` is not followed, so those
+masks are missed rather than guessed.
 """
 
 from __future__ import annotations
@@ -153,14 +158,18 @@ class Trace:
     local_path: list[cst.CSTNode] | None  # ancestors of that assignment
     clean: bool  # every step from creation to mask gives the same result on a bool tensor
     zero_one: bool  # the tensor holds only 0 and 1
+    negations: tuple[cst.BinaryOperation, ...] = ()  # `1 - m` steps, rewritten to `~m`
 
 
 @dataclass
 class Finding:
     creation: Creation
     local: str | None
+    local_path: list[cst.CSTNode] | None
     uses: list[Use] = field(default_factory=list)
-    safe: bool = False
+    clean: bool = True
+    zero_one: bool = True
+    negations: list[cst.BinaryOperation] = field(default_factory=list)
 
 
 # ----------------------------------------------------------------------------- the rule
@@ -459,22 +468,30 @@ class Uint8Mask(Rule):
             """,
             count=2,
         ),
-        # used with arithmetic: unsafe, still fixed at the creation site
+        # returned to the caller: unsafe, still fixed at the creation site
         Invalid(
             """
             import torch
             def f(x, y):
                 m = torch.ones(x.shape, dtype=torch.uint8)
-                z = x[~m] + (1 - m) * y
-                return z
+                return x[m], m
             """,
             fixed="""
             import torch
             def f(x, y):
                 m = torch.ones(x.shape, dtype=torch.bool)
-                z = x[~m] + (1 - m) * y
-                return z
+                return x[m], m
             """,
+        ),
+        # `1 - m` outside a mask position would raise on bool: report only
+        Invalid(
+            """
+            import torch
+            def f(x, y):
+                m = torch.ones(x.shape, dtype=torch.uint8)
+                return x[m] + ((1 - m) * y).sum()
+            """,
+            line=3,
         ),
         # PyTorch-YOLOv3: a local alias of the ByteTensor types; report only
         Invalid(
@@ -488,7 +505,7 @@ class Uint8Mask(Rule):
             """,
             line=4,
         ),
-        # `1 - mask`, the uint8 negation idiom, raises on bool: unsafe
+        # `1 - mask`, the uint8 idiom for negation, raises on bool: rewritten to `~mask`
         Invalid(
             """
             def attend(scores, pad):
@@ -498,7 +515,20 @@ class Uint8Mask(Rule):
             fixed="""
             def attend(scores, pad):
                 mask = (pad != 0).bool()
-                return scores.masked_fill(1 - mask, -1e9)
+                return scores.masked_fill(~mask, -1e9)
+            """,
+        ),
+        # `~` of a uint8 mask is bitwise (254/255, all true): the fix makes it logical
+        Invalid(
+            """
+            def filter_empty(target, bbox):
+                is_empty = (bbox[:, 0] >= bbox[:, 2]) | (bbox[:, 1] >= bbox[:, 3])
+                return target[~is_empty.byte()]
+            """,
+            fixed="""
+            def filter_empty(target, bbox):
+                is_empty = (bbox[:, 0] >= bbox[:, 2]) | (bbox[:, 1] >= bbox[:, 3])
+                return target[~is_empty.bool()]
             """,
         ),
         # module-level script code, `from torch import uint8 as u8`
@@ -634,22 +664,23 @@ class Uint8Mask(Rule):
         creation = trace.creation
         finding = self.findings.get(id(creation.node))
         if finding is None:
-            safe = trace.zero_one and trace.clean
-            if safe and trace.local is not None:
-                safe = self._every_use_is_safe(trace.local, trace.local_path)
-            finding = Finding(creation, trace.local, safe=safe)
+            finding = Finding(creation, trace.local, trace.local_path)
             self.findings[id(creation.node)] = finding
         finding.uses.append(use)
+        finding.clean &= trace.clean
+        finding.zero_one &= trace.zero_one
+        finding.negations += [n for n in trace.negations if n not in finding.negations]
 
     def _origin(self, expr, path, hops: int) -> Trace | None:
         """Follow expr back to a uint8 creation through dtype-preserving steps and locals."""
         clean = True  # every step gives identical results on a 0/1 bool tensor
         filled: bool | None = None  # values set by an in-place fill on the way (0/1 or not)
+        negations: list[cst.BinaryOperation] = []
         while True:
             creation = self._creation(expr, path)
             if creation is not None:
                 zero_one = creation.zero_one if filled is None else filled
-                return Trace(creation, None, None, clean, zero_one)
+                return Trace(creation, None, None, clean, zero_one, tuple(negations))
             if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute):
                 method = expr.func.attr.value
                 if method in ("fill_", "zero_"):
@@ -678,7 +709,9 @@ class Uint8Mask(Rule):
                 and isinstance(expr.operator, cst.Subtract)
                 and _int_value(expr.left) == 1
             ):
-                clean = False  # `1 - mask`, the uint8 idiom for negation; raises on bool
+                # `1 - mask`, the uint8 idiom for negation, raises on bool: the fix rewrites
+                # it to `~mask`, which gives the same mask for 0/1 values
+                negations.append(expr)
                 expr = expr.right
                 continue
             if isinstance(expr, cst.Name) and hops < MAX_HOPS and self._marker_seen:
@@ -690,13 +723,18 @@ class Uint8Mask(Rule):
                 if inner is None:
                     return None
                 zero_one = inner.zero_one if filled is None else filled
+                negations += inner.negations
                 if inner.local is None:
                     # the creation (or a dtype-preserving chain on it) is assigned here
                     return Trace(
-                        inner.creation, expr.value, value_path, clean and inner.clean, zero_one
+                        inner.creation, expr.value, value_path, clean and inner.clean,
+                        zero_one, tuple(negations),
                     )
-                # a second local in between: not followed for the fix's safety
-                return Trace(inner.creation, inner.local, inner.local_path, False, zero_one)
+                # a second local in between: its uses are not checked, so never safe
+                return Trace(
+                    inner.creation, inner.local, inner.local_path, False, zero_one,
+                    tuple(negations),
+                )
             return None
 
     # --------------------------------------------------------------- creation sites
@@ -880,17 +918,18 @@ class Uint8Mask(Rule):
 
     # --------------------------------------------------------------- safety of the fix
 
-    def _every_use_is_safe(self, name: str, assign_path: list[cst.CSTNode]) -> bool:
+    def _uses(self, name: str, assign_path: list[cst.CSTNode]) -> tuple[bool, bool]:
+        """(every use keeps results identical for a 0/1 bool tensor, some use raises on bool)."""
         scope = next(
             (n for n in reversed(assign_path) if isinstance(n, (cst.FunctionDef, cst.Module))),
             None,
         )
         if scope is None:
-            return False
+            return False, True
         checker = _UseChecker(name, self)
         scope.visit(checker)
         params = _params(scope) if isinstance(scope, cst.FunctionDef) else []
-        return checker.bindings == 1 and name not in params and checker.ok
+        return checker.bindings == 1 and name not in params and checker.ok, checker.hostile
 
     # --------------------------------------------------------------- reporting
 
@@ -922,9 +961,18 @@ class Uint8Mask(Rule):
         subject = f"`{finding.local}`" if finding.local else "A tensor"
         message = f"{subject} is created as uint8 ({creation.what}) and used as a mask; {effect}"
         fix = None
-        if creation.edit is not None:
-            applicability = Applicability.SAFE if finding.safe else Applicability.UNSAFE
-            fix = Fix("Create the mask as `torch.bool`", applicability, (creation.edit,))
+        safe, hostile = finding.clean and finding.zero_one, False
+        if finding.local is not None:
+            uses_ok, hostile = self._uses(finding.local, finding.local_path)
+            safe = safe and uses_ok
+        if creation.edit is not None and not hostile:
+            # `1 - mask` raises on bool: the fix negates with `~mask` instead
+            edits = [creation.edit] + [
+                (n, cst.UnaryOperation(cst.BitInvert(), n.right, lpar=n.lpar, rpar=n.rpar))
+                for n in finding.negations
+            ]
+            applicability = Applicability.SAFE if safe else Applicability.UNSAFE
+            fix = Fix("Create the mask as `torch.bool`", applicability, tuple(edits))
         self.report(
             creation.node,
             message,
@@ -949,6 +997,7 @@ class _UseChecker(cst.CSTVisitor):
         self.mask_exprs: set[int] = set()
         self.bindings = 0
         self.ok = True
+        self.hostile = False  # a use that raises on a bool tensor (`1 - m`, `-m`)
 
     def on_visit(self, node: cst.CSTNode) -> bool:
         if isinstance(node, cst.Call):
@@ -980,6 +1029,19 @@ class _UseChecker(cst.CSTVisitor):
         if isinstance(parent, cst.Param) and parent.name is node:
             return  # a parameter of a nested function: its reads are checked all the same
         if id(node) in self.mask_exprs:
+            return
+        if isinstance(parent, cst.BinaryOperation) and isinstance(parent.operator, cst.Subtract):
+            if not (parent.right is node and _int_value(parent.left) == 1 and id(parent) in self.mask_exprs):
+                self.hostile = True  # bool tensors do not support `-`
+                self.ok = False
+            return  # `1 - m` in a mask position: rewritten to `~m` by the fix
+        if isinstance(parent, cst.UnaryOperation) and isinstance(parent.operator, cst.Minus):
+            self.hostile = True
+            self.ok = False
+            return
+        if isinstance(parent, cst.AugAssign) and parent.target is node:
+            self.hostile = isinstance(parent.operator, cst.SubtractAssign) or self.hostile
+            self.ok = False
             return
         if isinstance(parent, cst.Attribute) and parent.value is node:
             attr = parent.attr.value

@@ -136,10 +136,17 @@ class MutableDefaultArgument(Rule):
         )
         self.report(
             param.default,
-            self.message.format(default=default, param=name),
+            self.message.format(default=_short(default), param=name),
             fix=fix,
             help=f"use `{name}=None` and `if {name} is None: {name} = {default}` in the body",
         )
+
+
+def _short(code: str) -> str:
+    """The default as written, or its brackets only when it is long or spans lines."""
+    if "\n" not in code and len(code) <= 30:
+        return code
+    return f"{code[0]}...{code[-1]}" if code[0] in "[{" else code.split("(", 1)[0] + "(...)"
 
 
 def _prepend(body: cst.BaseSuite, stmt: cst.BaseStatement) -> cst.BaseSuite:

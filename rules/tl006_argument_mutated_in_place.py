@@ -52,17 +52,23 @@ withheld when the parameter may have been aliased before the reorder
 Other mutations are reported only; TL005 rewrites the mutable default itself.
 
 ## Known false positives
-A memo cache kept in a default on purpose (`def f(x, _cache={})`) is skipped when the
-parameter's name starts with `_` or mentions `cache`; other deliberate uses are still
-reported (a `memo=dict()` handed to `copy.deepcopy` is a bug: the ids it keys on are
-reused once objects die). A helper whose documented job is to reorder its argument in place is
-reported too. The rule does not see mutations made by callees (`helper(steps)`), through
+- A memo cache kept in a default on purpose (`def f(x, _cache={})`) is skipped when the
+  parameter's name starts with `_` or mentions `cache`; other deliberate uses are still
+  reported (a `memo=dict()` handed to `copy.deepcopy` is a bug: the ids it keys on are
+  reused once objects die).
+- A helper whose documented job is to reorder its argument in place is reported too.
+- An unannotated tensor parameter sorted by a bare `x.sort()` statement is taken for a
+  list (a tensor's `sort` returns a new tensor); annotate it `torch.Tensor` or pass
+  `dim=` and the rule stays quiet.
+
+Limits: the rule does not see mutations made by callees (`helper(steps)`), through
 aliases (`s = steps; s.sort()`), inside nested functions, or of elements
 (`steps[0].append(x)`). It stays quiet once the parameter has been rebound anywhere
 before the mutation, or anywhere inside a loop around it; `if steps is None: steps = []`
 and `steps = steps or []` keep the caller's object and do not count as rebinding. A
 parameter that the function also fills (`out.append(x); out.sort()`) is treated as an
 out-parameter and its reorders are not reported unless it has a mutable default.
+`**kwargs` (a fresh dict per call), `self` and `cls` are never reported.
 """
 
 from __future__ import annotations
@@ -124,6 +130,15 @@ def _flatten(node: cst.BaseExpression):
         yield from _flatten(node.value)
     else:
         yield node
+
+
+def _subscripts_param(node: cst.CSTNode, params: set[str]) -> bool:
+    """`p[...]` for a parameter p."""
+    return (
+        isinstance(node, cst.Subscript)
+        and isinstance(node.value, cst.Name)
+        and node.value.value in params
+    )
 
 
 def _is_none_test(test: cst.BaseExpression, name: str) -> bool:
@@ -215,10 +230,9 @@ class _Scan(cst.CSTVisitor):
                 if keep and value is not None and not isinstance(target, (cst.Tuple, cst.List)):
                     self.keep_values.add(id(value))
                 self._add("keep" if keep else "bind", t.value, stmt)
-            elif isinstance(t, cst.Subscript) and isinstance(t.value, cst.Name):
-                if t.value.value in self.params:
-                    self.quiet_names.add(id(t.value))
-                    self._add("mutate", t.value.value, t)
+            elif _subscripts_param(t, self.params):
+                self.quiet_names.add(id(t.value))
+                self._add("mutate", t.value.value, stmt)
 
     def _in_none_guard(self, name: str) -> bool:
         """The binding sits in the body of `if name is None:` (not its else branch)."""
@@ -259,11 +273,7 @@ class _Scan(cst.CSTVisitor):
         if isinstance(target, cst.Name) and target.value in self.params:
             self.quiet_names.add(id(target))
             self._add("mutate", target.value, node)
-        elif (
-            isinstance(target, cst.Subscript)
-            and isinstance(target.value, cst.Name)
-            and target.value.value in self.params
-        ):
+        elif _subscripts_param(target, self.params):
             self.quiet_names.add(id(target.value))
             self._add("mutate", target.value.value, node)
 
@@ -272,10 +282,9 @@ class _Scan(cst.CSTVisitor):
             if isinstance(t, cst.Name) and t.value in self.params:
                 self.quiet_names.add(id(t))
                 self._add("bind", t.value, node)
-            elif isinstance(t, cst.Subscript) and isinstance(t.value, cst.Name):
-                if t.value.value in self.params:
-                    self.quiet_names.add(id(t.value))
-                    self._add("mutate", t.value.value, t)
+            elif _subscripts_param(t, self.params):
+                self.quiet_names.add(id(t.value))
+                self._add("mutate", t.value.value, node)
 
     def visit_For(self, node: cst.For) -> None:
         for t in _flatten(node.target):
@@ -332,7 +341,7 @@ class _Scan(cst.CSTVisitor):
 
     def _statement(self, call: cst.Call) -> dict:
         """The Expr statement that is exactly `call`, and the line or suite holding it."""
-        if len(self.stack) >= 3:
+        if len(self.stack) >= 2:
             expr, line = self.stack[-1], self.stack[-2]
             if (
                 isinstance(expr, cst.Expr)
@@ -394,6 +403,16 @@ def _list_reorder_signature(method: str, call: cst.Call) -> bool:
         arg.keyword is not None and arg.keyword.value in ("key", "reverse") and not arg.star
         for arg in call.args
     )
+
+
+def _copy_hint(name: str, event: _Event) -> str:
+    if event.shuffle == "numpy":
+        return f"shuffle a copy: `{name} = {name}.copy()` first"
+    if event.shuffle:
+        return f"shuffle a copy: `{name} = list({name})` first"
+    if event.node.func.attr.value == "reverse":
+        return f"reverse a copy: `{name} = {name}[::-1]`"
+    return f"sort a copy: `{name} = sorted({name})`"
 
 
 def _annotation_text(param: cst.Param) -> str:
@@ -598,6 +617,12 @@ class ArgumentMutatedInPlace(Rule):
             "class S:\n    def __init__(self, steps):\n        self.steps = steps\n        steps.sort()\n",
             line=4,
         ),
+        # `steps or []` keeps the caller's list: still reordered in place
+        Invalid(
+            "def f(steps=[]):\n    steps = steps or []\n    steps.sort()\n",
+            fixed="def f(steps=[]):\n    steps = steps or []\n    steps = sorted(steps)\n",
+            line=3,
+        ),
         # a reorder used as an expression: reported, not rewritten
         Invalid("import random\ndef f(xs):\n    return random.shuffle(xs) or xs\n", line=3),
         # case (a): mutations of a shared default
@@ -697,13 +722,14 @@ class ArgumentMutatedInPlace(Rule):
     def _check_param(self, func: cst.FunctionDef, param: cst.Param, events: list[_Event]) -> None:
         name = param.name.value
         shared_default = param.default is not None and is_mutable_default(param.default)
-        if shared_default and (name.startswith("_") or "cache" in name.lower()):
+        deliberate = shared_default and (name.startswith("_") or "cache" in name.lower())
+        if deliberate:
             shared_default = False
-            memo = True
-        else:
-            memo = False
-        fills = any(e.kind == "mutate" for e in events)
         bindings = [e for e in events if e.kind == "bind"]
+        # filled before any rebinding: an out-parameter (or a shared default, case a)
+        fills = any(
+            e.kind == "mutate" and not any(b.index < e.index for b in bindings) for e in events
+        )
         keeps = [e for e in events if e.kind == "keep"]
         reported_fill = False
         for event in events:
@@ -714,11 +740,10 @@ class ArgumentMutatedInPlace(Rule):
             if any(set(b.loops) & set(event.loops) for b in bindings):
                 continue
             if event.kind == "reorder":
-                if memo or (fills and not shared_default):
+                if deliberate or (fills and not shared_default):
                     continue
-                if shared_default and any(k.index < event.index for k in keeps):
-                    continue
-                self._report_reorder(func, param, event, events, shared_default)
+                default_reaches = shared_default and not any(k.index < event.index for k in keeps)
+                self._report_reorder(func, param, event, events, default_reaches)
             elif shared_default and not reported_fill:
                 if any(k.index < event.index for k in keeps):
                     continue
@@ -762,8 +787,7 @@ class ArgumentMutatedInPlace(Rule):
             event.node,
             message,
             fix=fix,
-            help=f"work on a copy: `{name} = sorted({name})`, `{name} = {name}[::-1]`, "
-            f"or `{name} = list({name})` before shuffling",
+            help=_copy_hint(name, event),
         )
 
     def _fix(self, name: str, event: _Event):

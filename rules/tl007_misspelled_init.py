@@ -49,8 +49,8 @@ The rule leans quiet; it does not see callers in other files. It stays silent on
 - a plain `init` of a Module whose local parent class already defines `__init__`, or
   whose bases include a class from outside torch (a framework base might call
   `self.init()` from its own constructor);
-- `__int__(self)` with no other required parameter, since that is Python's int conversion,
-  unless its body calls `super().__init__()` or sets attributes without returning;
+- `__int__(self)` with no other parameter, since that is Python's int conversion, unless
+  its body calls `super().__init__()` or sets attributes without returning or raising;
 - classes that define `__init__` (directly, by assignment, or through `@dataclass`/attrs),
   and classes with more than one candidate method (which one was meant is unclear).
 """
@@ -62,9 +62,13 @@ import re
 
 import libcst as cst
 
-from trainlint.rules._analysis import is_nn_module, is_torch_scheduler_subclass, local_classes
 from trainlint.imports import dotted_name
 from trainlint.rule import Applicability, Invalid, Rule, Valid
+from trainlint.rules._analysis import (
+    is_nn_module,
+    is_torch_scheduler_subclass,
+    local_classes,
+)
 
 INIT = "__init__"
 
@@ -440,6 +444,26 @@ class MisspelledInit(Rule):
                     self.fc = nn.Linear(2, 2)
             """,
         ),
+        # `__int__` with (defaulted) parameters that sets attributes: not a conversion.
+        Invalid(
+            """
+            from torch.utils import data
+            class Images(data.Dataset):
+                def __int__(self, root=None, transform=None):
+                    if root is None:
+                        raise ValueError("root is required")
+                    self.root = root
+            """,
+            fixed="""
+            from torch.utils import data
+            class Images(data.Dataset):
+                def __init__(self, root=None, transform=None):
+                    if root is None:
+                        raise ValueError("root is required")
+                    self.root = root
+            """,
+            line=3,
+        ),
         Invalid(
             "class A:\n    def __inti__(self, x):\n        self.x = x\n",
             fixed="class A:\n    def __init__(self, x):\n        self.x = x\n",
@@ -522,7 +546,7 @@ class MisspelledInit(Rule):
                     if self._bases_lack(node, attr.value):
                         self.report(
                             call,
-                            f"`super().{attr.value}()` calls a method no base class of "
+                            f"`{self.context.code(call.func)}()` calls a method no base class of "
                             f"`{node.name.value}` has; did you mean `super().__init__()`?",
                             fix=self.make_fix(
                                 f"Call `super().__init__()` instead of `super().{attr.value}()`",
@@ -544,7 +568,10 @@ class MisspelledInit(Rule):
             return (
                 evidence
                 or _has_required_extra(func)
-                or (_sets_attributes(func) and not _returns_or_raises(func))
+                or (
+                    _sets_attributes(func)
+                    and (len(_positional(func)) > 1 or not _returns_or_raises(func))
+                )
             )
         if kind == "dunder":
             return evidence or self._bases_lack(cls, name)
@@ -598,6 +625,9 @@ class MisspelledInit(Rule):
         local = local_classes(self.context.module)
         for arg in cls.bases:
             if arg.keyword is not None:
+                meta = imports.qualname(arg.value) or dotted_name(arg.value) or ""
+                if arg.keyword.value == "metaclass" and meta.split(".")[-1] in ("ABCMeta", "type"):
+                    continue
                 return False
             value = arg.value
             if isinstance(value, cst.Subscript):  # Generic[T]

@@ -608,7 +608,7 @@ class SchedulerLrCompounding(Rule):
                         return None
             """,
             line=32,
-            count=2,
+            count=3,
         ),
         # the seed page, second snippet: closed form scaled by the current LR
         Invalid(
@@ -796,10 +796,9 @@ class SchedulerLrCompounding(Rule):
     def _check_amplitude_writes(self, func: cst.FunctionDef, ft: FunctionTime, self_name: str) -> None:
         method = func.name.value
         groups = _param_group_names(func)
-        reported: set[str] = set()
         for stmt, target, guards in _writes_with_guards(func):
             label = _amplitude_target(target, self_name, groups)
-            if label is None or label in reported:
+            if label is None:
                 continue
 
             def is_amplitude(e: cst.BaseExpression, aliases=frozenset()) -> bool:
@@ -815,7 +814,6 @@ class SchedulerLrCompounding(Rule):
                 compounding = _scaled_by_time(stmt.value, is_amplitude, ft)
             if not compounding or _in_restart_block(guards, stmt, self_name):
                 continue
-            reported.add(label)
             self.report(stmt, self.message.format(target=label, method=method))
 
     # ----------------------------------------------- (b) closed form x current LR

@@ -8,7 +8,8 @@ step method resets. It counts as advanced when any method increments it (`+=`, `
 `self.x = self.x + 1`), assigns it from something that changes (a method argument such as
 `epoch`, another counter), when code outside the class writes it (`sched.T_cur += 1`),
 or when torch's `LRScheduler.step()` advances it for a subclass (`last_epoch`,
-`_step_count`).
+`_step_count`). A subclass that overrides `step()` without calling `super().step()` loses
+that, and its `last_epoch` is reported too.
 
 ## Why is this bad?
 The formula is evaluated at the same point on every call, so the LR never moves (or moves
@@ -48,12 +49,18 @@ on how the class is driven, so the rule only reports.
 
 ## Known false positives
 A counter advanced somewhere the rule cannot see (another module, a parent class defined
-elsewhere, `setattr` with a computed name, a nested function) looks never advanced. To stay
-quiet in those cases the rule skips classes with a base class it cannot read (other than
-torch's `LRScheduler`/`_LRScheduler` and `object`), classes that `setattr` computed names
-outside initialisation, and counters written anywhere in the file on another object. A
+elsewhere) looks never advanced. To stay quiet in those cases the rule skips classes with a
+base class it cannot read (anything but torch's `LRScheduler`/`_LRScheduler`, local
+classes and `object`; subclasses of a concrete torch scheduler such as `StepLR` are
+skipped too), classes that `setattr` computed names outside initialisation, and counters
+written anywhere in the file on another object or inside a nested function. It also skips
+classes that never mention a learning rate (a trainer's or an environment's `step()`),
+reads that only add an offset to a counter that does move (`self.iters + self.last_epoch`),
+and attributes that are only compared in an `if` rather than used in the formula. A
 counter that a step method resets to an integer literal without a guard is left to TL001
-(`scheduler-counter-reset`), whose fix advances it.
+(`scheduler-counter-reset`), whose fix advances it. A scheduler meant to be rebuilt for
+every epoch, with the counter passed to its constructor, is reported; suppress it with
+`# trainlint: ignore[TL009]`.
 """
 
 from __future__ import annotations
@@ -314,7 +321,7 @@ class SchedulerCounterNeverAdvanced(Rule):
                         self.T_max *= self.T_mult
                     return self.eta_min + (1 + math.cos(math.pi * self.T_cur / self.T_max)) / 2 * (self.optimizer.param_groups[0]['lr'] - self.eta_min)
             """,
-            line=14,
+            line=9,
             count=1,
         ),
         # a torch subclass: last_epoch is advanced by the parent, T_cur is not
@@ -332,7 +339,7 @@ class SchedulerCounterNeverAdvanced(Rule):
                         lrs.append(b * (1 - self.T_cur / self.T_0) * 0.9 ** self.last_epoch)
                     return lrs
             """,
-            line=10,
+            line=5,
             count=1,
         ),
         # an int-initialised state variable that is reset under a guard but never advanced
@@ -350,7 +357,7 @@ class SchedulerCounterNeverAdvanced(Rule):
                     ratio = self.pos / self.period
                     return [b * ratio for b in self.base_lrs]
             """,
-            line=10,
+            line=4,
         ),
         # step() overridden without super().step(): torch no longer advances last_epoch
         Invalid(
@@ -380,7 +387,7 @@ class SchedulerCounterNeverAdvanced(Rule):
                     for g in self.optimizer.param_groups:
                         g['lr'] = g['initial_lr'] * (1 - self.current_step / self.total)
             """,
-            line=8,
+            line=4,
         ),
     ]
 
@@ -436,8 +443,12 @@ class SchedulerCounterNeverAdvanced(Rule):
                 message = self.message_override.format(attr=attr, method=method)
             else:
                 message = self.message.format(attr=attr, method=method)
+            # report where the counter is set up (its first write in __init__), else the read
+            init_writes = [w for w in ws if w.method == "__init__" and w.method in own_methods]
             self.report(
-                read, message, help=f"add `self.{attr} += 1` to step(), once per scheduler step"
+                init_writes[0].statement if init_writes else read,
+                message,
+                help=f"add `self.{attr} += 1` to step(), once per scheduler step",
             )
 
 
@@ -533,6 +544,9 @@ def _sets_computed_names(classes: list[cst.ClassDef]) -> bool:
                     f = n.func
                     if isinstance(f, cst.Name) and f.value == "setattr":
                         if len(n.args) < 2 or not isinstance(n.args[1].value, cst.SimpleString):
+                            return True
+                    if isinstance(f, cst.Attribute) and f.attr.value == "__setattr__":
+                        if not n.args or not isinstance(n.args[0].value, cst.SimpleString):
                             return True
                     if (
                         isinstance(f, cst.Attribute)

@@ -341,6 +341,25 @@ class ClassWeightAppliedTwice(Rule):
             """,
             line=12,
         ),
+        # weights passed positionally: `CrossEntropyLoss(weight)`, `nll_loss(x, y, weight)`
+        Invalid(
+            """
+            import torch.nn as nn
+            import torch.nn.functional as F
+
+            class WCELoss(nn.Module):
+                def __init__(self, weight):
+                    super().__init__()
+                    self.weight = weight
+                    self.loss = nn.CrossEntropyLoss(weight)
+
+                def forward(self, logit, target):
+                    logit = logit * self.weight
+                    return self.loss(logit, target) + F.nll_loss(logit.log_softmax(1), target, self.weight)
+            """,
+            line=12,
+            count=2,
+        ),
         # a local loss module, and an inline one
         Invalid(
             """
@@ -452,7 +471,7 @@ class ClassWeightAppliedTwice(Rule):
     def _module_weight(self, node: cst.CSTNode) -> cst.BaseExpression | None:
         """W of `nn.CrossEntropyLoss(..., weight=W)`, else None."""
         if isinstance(node, cst.Call) and self.context.qualname(node.func) in LOSS_MODULES:
-            return _keyword(node, "weight")
+            return _argument(node, 0, "weight")
         return None
 
     def loss_label(self, call: cst.Call) -> str | None:
@@ -544,6 +563,19 @@ def _keyword(call: cst.Call, name: str) -> cst.BaseExpression | None:
         if arg.keyword is not None and arg.keyword.value == name:
             return arg.value
     return None
+
+
+def _argument(call: cst.Call, position: int, name: str) -> cst.BaseExpression | None:
+    """The argument bound to parameter `name`, passed by keyword or at `position`."""
+    keyword = _keyword(call, name)
+    if keyword is not None:
+        return keyword
+    positional = []
+    for arg in call.args:
+        if arg.keyword is not None or arg.star:
+            break
+        positional.append(arg.value)
+    return positional[position] if len(positional) > position else None
 
 
 def _short(code: str, limit: int = 60) -> str:
@@ -834,7 +866,7 @@ class _FunctionAnalysis:
             return None
         label = self.rule.loss_label(call)
         if label is not None:
-            weight = _keyword(call, "weight")
+            weight = _argument(call, 2, "weight")  # cross_entropy(input, target, weight)
             key = self.key(weight) if weight is not None else None
             return LossCall(call, inp, frozenset({key}), label) if key else None
         func = call.func

@@ -63,8 +63,23 @@ def main() -> None:
     help="With --fix/--diff: apply unsafe fixes only where `trainlint verify` confirms them "
     "(executes the project's schedulers and losses).",
 )
+@click.option(
+    "-j", "--jobs",
+    type=click.IntRange(min=0),
+    default=None,
+    envvar="TRAINLINT_JOBS",
+    help="Worker processes (default: all cores; 1 = serial, as under pre-commit's require_serial).",
+)
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the result cache.")
+@click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path),
+    envvar="TRAINLINT_CACHE_DIR",
+    help="Where to keep the result cache (default: .trainlint_cache in the config root or the "
+    "current directory; also TRAINLINT_CACHE_DIR).",
+)
 def check(paths, fix, unsafe_fixes, diff, select, ignore, extend_select, output_format,
-          output_file, statistics, exit_zero, config, verify) -> None:
+          output_file, statistics, exit_zero, config, verify, jobs, no_cache, cache_dir) -> None:
     """Lint PATHS (files or directories; default: the current directory)."""
     from trainlint.report import text as text_report
 
@@ -86,6 +101,9 @@ def check(paths, fix, unsafe_fixes, diff, select, ignore, extend_select, output_
                 want_edits=output_format != "text",
                 verify=verify,
                 verify_settings=verify_settings,
+                jobs=jobs or None,  # 0 = all cores too
+                cache=not no_cache,
+                cache_dir=cache_dir,
             ),
         )
     except (ConfigError, SelectorError) as exc:

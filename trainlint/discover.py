@@ -21,8 +21,10 @@ class Discovery:
     def excluded(self, path: Path) -> bool:
         name = path.name
         try:
-            rel = path.resolve().relative_to(self.root).as_posix()
-        except ValueError:
+            # resolve the directory only: the file itself may be a symlink (even a looping
+            # or dangling one), and its own name is what the patterns match
+            rel = (path.parent.resolve() / name).relative_to(self.root).as_posix()
+        except (ValueError, OSError, RuntimeError):
             rel = path.as_posix()
         return any(
             fnmatch.fnmatch(name, p) or fnmatch.fnmatch(rel, p) or fnmatch.fnmatch(rel, p.rstrip("/") + "/*")
@@ -52,10 +54,20 @@ class Discovery:
                 path = base / name
                 if not name.endswith(EXTENSIONS) or self.excluded(path):
                     continue
-                if path.is_symlink() and not _inside(path, real_top):
-                    continue
+                if path.is_symlink() and _resolvable(path) and not _inside(path, real_top):
+                    continue  # not followed out of the linted tree
+                # a looping or dangling symlink is kept: reading it fails with the reason,
+                # reported as TL000 for that file
                 out.append(path)
         return out
+
+
+def _resolvable(path: Path) -> bool:
+    try:
+        path.resolve(strict=True)
+        return True
+    except (OSError, RuntimeError):
+        return False
 
 
 def _inside(path: Path, top: Path) -> bool:

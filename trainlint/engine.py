@@ -5,6 +5,9 @@ from __future__ import annotations
 import ast
 import difflib
 import io
+import re
+import sys
+import threading
 import tokenize
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -19,6 +22,27 @@ from trainlint.rule import Fix, Report, Rule
 from trainlint.suppress import Suppressions
 
 MAX_FIX_ROUNDS = 10
+
+# LibCST's visitors, code generation and position metadata recurse once or more per level of
+# nesting, so generated code (a 5,000-term sum, an expression nested 1,000 deep) overflows
+# Python's default recursion limit. Such a file is retried in a thread with a large C stack and
+# a raised limit; only when that fails too does it become a TL000.
+DEEP_RECURSION_LIMIT = 200_000
+DEEP_STACK_BYTES = 1024 * 1024 * 1024  # reserved address space; pages are touched on use
+TOO_DEEP = "the code is nested too deeply to analyse (Python's recursion limit)"
+_CPYTHON_TOO_DEEP = "the code is nested too deeply to analyse; CPython cannot compile it either"
+_deep_lock = threading.Lock()
+
+# LibCST's native parser is quadratic (cubic for subscripts) in the length of a left-recursive
+# chain and exhausts memory, aborting the process, on brackets nested ~1,000 deep. Code nested
+# deeper than this many AST levels is reported as TL000 instead of being parsed.
+MAX_NESTING = 1000
+# CPython's own verdicts that hold for every Python version: LibCST need not confirm them.
+_DEFINITIVE_SYNTAX_ERRORS = ("too many nested parentheses",)
+_BRACKET = re.compile(r"[()\[\]{}]")
+_OPENING = frozenset("([{")
+_SUSPICIOUS_BRACKET_DEPTH = 150
+_SUSPICIOUS_LINE_LENGTH = 2000
 
 
 class SourceError(Exception):
@@ -39,7 +63,17 @@ def decode(data: bytes) -> Source:
     try:
         encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
     except SyntaxError as exc:
-        raise SourceError(f"cannot determine the encoding: {exc.msg}", exc.lineno or 1) from None
+        if "encoding problem" not in str(exc) and "unknown encoding" not in str(exc):
+            # no coding line (or one detect_encoding rejects with the undecodable line): say
+            # which byte is wrong rather than "invalid or missing encoding declaration"
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError:
+                encoding = "utf-8"
+            else:
+                raise SourceError(f"cannot determine the encoding: {exc.msg}", exc.lineno or 1) from None
+        else:
+            raise SourceError(f"cannot determine the encoding: {exc}", exc.lineno or 1) from None
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError as exc:
@@ -61,8 +95,6 @@ def parse(source: Source) -> cst.Module:
         return cst.parse_module(source.text, cst.PartialParserConfig(encoding=source.encoding))
     except cst.ParserSyntaxError as exc:
         raise SourceError(f"syntax error: {exc.message}", exc.raw_line, exc.raw_column + 1) from None
-    except RecursionError:
-        raise SourceError("the code is nested too deeply to parse") from None
 
 
 def check_syntax(source: Source) -> None:
@@ -74,12 +106,71 @@ def check_syntax(source: Source) -> None:
     try:
         compile(source.text, "<file>", "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
     except SyntaxError as exc:
+        if exc.msg in _DEFINITIVE_SYNTAX_ERRORS:
+            raise SourceError(f"syntax error: {exc.msg}", exc.lineno or 1, exc.offset or 1) from None
         try:
             parse(source)
         except SourceError:  # CPython's message and position are the more precise ones
             raise SourceError(f"syntax error: {exc.msg}", exc.lineno or 1, exc.offset or 1) from None
     except (RecursionError, MemoryError):
-        parse(source)
+        raise SourceError(_CPYTHON_TOO_DEEP) from None
+
+
+def guard_nesting(source: Source) -> None:
+    """Refuse, as a SourceError, code too deeply nested for LibCST's parser to handle sanely.
+
+    A cheap look at the text first: most files have no long lines and shallow brackets, and
+    skip CPython's parse (a tenth of LibCST's) and the depth count.
+    """
+    if not _may_be_deep(source.text):
+        return
+    try:
+        tree = compile(source.text, "<file>", "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+    except SyntaxError as exc:
+        if exc.msg in _DEFINITIVE_SYNTAX_ERRORS:
+            raise SourceError(f"syntax error: {exc.msg}", exc.lineno or 1, exc.offset or 1) from None
+        return  # newer syntax, or an error LibCST reports with its own position
+    except (RecursionError, MemoryError):
+        raise SourceError(_CPYTHON_TOO_DEEP) from None
+    depth, row = ast_depth(tree)
+    if depth > MAX_NESTING:
+        raise SourceError(
+            f"the code is nested {depth} levels deep (more than {MAX_NESTING}); not analysed "
+            "(generated code? exclude it)",
+            row,
+        )
+
+
+def _may_be_deep(text: str) -> bool:
+    if text.count("(") + text.count("[") + text.count("{") >= _SUSPICIOUS_BRACKET_DEPTH:
+        depth = 0  # brackets inside strings and comments count too: a rough, cheap upper bound
+        for match in _BRACKET.finditer(text):
+            if match.group() in _OPENING:
+                depth += 1
+                if depth >= _SUSPICIOUS_BRACKET_DEPTH:
+                    return True
+            elif depth:
+                depth -= 1
+    return len(text) > _SUSPICIOUS_LINE_LENGTH and any(
+        len(line) > _SUSPICIOUS_LINE_LENGTH for line in text.splitlines()
+    )
+
+
+def ast_depth(tree: ast.AST) -> tuple[int, int]:
+    """(deepest nesting of the tree, the row where it occurs), without recursion."""
+    best, row = 0, 1
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > best:
+            best, row = depth, getattr(node, "lineno", row)
+        for name in node._fields:
+            value = getattr(node, name, None)
+            if isinstance(value, ast.AST):
+                stack.append((value, depth + 1))
+            elif isinstance(value, list):
+                stack.extend((item, depth + 1) for item in value if isinstance(item, ast.AST))
+    return best, row
 
 
 @dataclass
@@ -90,16 +181,71 @@ class LintResult:
     source: Source | None = None
 
 
+def _run_deep(function: Callable, *args, **kwargs):
+    """function(*args, **kwargs) in a thread with a large stack and a raised recursion limit.
+
+    The recursion limit is process-wide, so it is raised only for the duration, one deep file at
+    a time, and restored afterwards; exceptions propagate to the caller.
+    """
+    outcome: dict = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = function(*args, **kwargs)
+        except BaseException as exc:  # re-raised in the calling thread
+            outcome["error"] = exc
+
+    with _deep_lock:
+        old_limit, old_size = sys.getrecursionlimit(), threading.stack_size()
+        try:
+            threading.stack_size(DEEP_STACK_BYTES)
+            worker = threading.Thread(target=target, name="trainlint-deep")
+        except (ValueError, RuntimeError):  # platform without settable stack sizes
+            raise RecursionError("no large stack available") from None
+        finally:
+            threading.stack_size(old_size)
+        sys.setrecursionlimit(max(old_limit, DEEP_RECURSION_LIMIT))
+        try:
+            worker.start()
+            worker.join()
+        finally:
+            sys.setrecursionlimit(old_limit)
+    if "error" in outcome:
+        raise outcome.pop("error")
+    return outcome["value"]
+
+
+def _guarded(function: Callable, *args, **kwargs):
+    """function(...), retried with deep recursion allowed if the default limit is too low."""
+    try:
+        return function(*args, **kwargs)
+    except RecursionError:
+        pass
+    if threading.current_thread().name == "trainlint-deep":
+        raise RecursionError(TOO_DEEP)
+    return _run_deep(function, *args, **kwargs)
+
+
 def lint(
     path: str, data: bytes, rules: Sequence[type[Rule]], *, want_edits: bool = False
 ) -> LintResult:
     """Lint one file's bytes with the given rule classes."""
+    try:
+        return _guarded(_lint, path, data, rules, want_edits=want_edits)
+    except (RecursionError, MemoryError):
+        return LintResult([internal(path, TOO_DEEP)])
+
+
+def _lint(
+    path: str, data: bytes, rules: Sequence[type[Rule]], *, want_edits: bool = False
+) -> LintResult:
     try:
         source = decode(data)
         runnable = [r for r in rules if r.may_apply(source.text)]
         if not runnable:
             check_syntax(source)
             return LintResult([], source=source)
+        guard_nesting(source)
         module = parse(source)
     except SourceError as exc:
         return LintResult([internal(path, exc.message, exc.row, exc.column)])
@@ -117,10 +263,7 @@ def run_rules(module: cst.Module, rules: Sequence[type[Rule]]) -> tuple[list[Rep
     context = Context(module, ImportTable.of_module(module))
     instances = [rule(context) for rule in rules]
     dispatcher = _Dispatcher(instances, context.stack)
-    try:
-        module.visit(dispatcher)
-    except RecursionError:
-        return [], ["the code is nested too deeply to analyse"]
+    module.visit(dispatcher)  # a RecursionError goes up to lint(), which retries deeper
     reports = [r for rule in instances if rule not in dispatcher.failed for r in rule.reports]
     return reports, dispatcher.failures
 
@@ -154,6 +297,8 @@ class _Dispatcher(cst.CSTVisitor):
             try:
                 if handler(node) is False:
                     descend = False
+            except RecursionError:
+                raise  # deep code, not a rule bug: lint() retries with a deeper stack
             except Exception as exc:  # a rule bug must not stop the other rules
                 self.failed.add(rule)
                 self.failures.append(
@@ -308,8 +453,21 @@ def fix(
 
     `accept` picks which fixable diagnostics to apply (the harness leaves some out).
     """
+    try:
+        return _guarded(_fix, path, data, rules, unsafe, accept)
+    except (RecursionError, MemoryError):
+        return FixResult(data, [], LintResult([internal(path, TOO_DEEP)]))
+
+
+def _fix(
+    path: str,
+    data: bytes,
+    rules: Sequence[type[Rule]],
+    unsafe: bool,
+    accept: Callable[[Diagnostic], bool],
+) -> FixResult:
     applied: list[Diagnostic] = []
-    result = lint(path, data, rules)
+    result = _lint(path, data, rules)
     for _ in range(MAX_FIX_ROUNDS):
         if result.module is None:
             break
@@ -335,5 +493,5 @@ def fix(
         done_ids = {id(f) for f in done}
         applied += [d for d in chosen if id(d.fix) in done_ids]
         data = new_data
-        result = lint(path, data, rules)
+        result = _lint(path, data, rules)
     return FixResult(data, applied, result)

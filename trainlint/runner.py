@@ -5,11 +5,13 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import hashlib
+import multiprocessing
 import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from trainlint import cache as cache_mod
 from trainlint import engine
 from trainlint.config import Settings
 from trainlint.diagnostic import Diagnostic, internal
@@ -29,6 +31,9 @@ class Options:
     want_edits: bool = False
     verify: bool = False  # apply unsafe fixes only where the runtime harness confirms them
     verify_settings: object = None
+    jobs: int | None = 1  # worker processes; None = all cores (the command line's default)
+    cache: bool = False  # the command line turns it on unless --no-cache
+    cache_dir: Path | None = None  # default: $TRAINLINT_CACHE_DIR, else <root>/.trainlint_cache
 
 
 @dataclass
@@ -37,12 +42,25 @@ class FileOutcome:
     diagnostics: list[Diagnostic]
     fixed: list[Diagnostic] = field(default_factory=list)
     diff: str = ""
+    parsed: bool = field(default=False, compare=False)  # LibCST parsed it (for statistics)
+
+
+@dataclass
+class Stats:
+    """What a run did, for benchmarks and tests (never printed by `check`)."""
+
+    files: int = 0
+    cached: int = 0  # served from the cache: not read past hashing, not parsed
+    linted: int = 0  # went through the engine
+    parsed: int = 0  # of those, parsed with LibCST (some rule's prefilter matched)
+    jobs: int = 1  # worker processes used
 
 
 @dataclass
 class Run:
     outcomes: list[FileOutcome]
     unsafe: bool
+    stats: Stats = field(default_factory=Stats)
 
     @property
     def diagnostics(self) -> list[Diagnostic]:
@@ -78,6 +96,30 @@ class Runner:
         }
         self.unsafe = settings.unsafe_fixes if options.unsafe_fixes is None else options.unsafe_fixes
 
+    @property
+    def fixing(self) -> bool:
+        return self.options.fix or self.options.diff
+
+    def jobs(self) -> int:
+        if self.options.jobs is not None:
+            return max(1, self.options.jobs)
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except (AttributeError, OSError):
+            return max(1, os.cpu_count() or 1)
+
+    def open_cache(self) -> cache_mod.Cache | None:
+        # --verify decides per fix by executing code: never short-cut it with stored results.
+        if not self.options.cache or self.options.verify:
+            return None
+        directory = self.options.cache_dir or cache_mod.default_dir(self.settings.root)
+        return cache_mod.Cache(directory)
+
+    def cache_settings(self, rules: list[type[Rule]]) -> tuple:
+        """Everything besides the file's bytes that its lint diagnostics depend on."""
+        want_edits = self.options.want_edits and not self.fixing
+        return (tuple(r.code for r in rules), bool(self.unsafe), bool(want_edits))
+
     def run(self, paths: list[Path]) -> Run:
         discovery = Discovery(self.settings.root, self.settings.exclude)
         files = discovery.files(paths)
@@ -85,8 +127,86 @@ class Runner:
             FileOutcome(display_path(p), [internal(display_path(p), "no such file or directory")])
             for p in discovery.missing
         ]
-        outcomes += [self.run_file(p) for p in files]
-        return Run(outcomes, self.unsafe)
+        stats = Stats(files=len(files))
+        results: list[FileOutcome | None] = [None] * len(files)
+        cache = self.open_cache()
+        salt = cache.salt if cache is not None else None
+        tasks: list[tuple[int, Path, str | None]] = []
+        for index, path in enumerate(files):
+            if cache is not None:
+                try:
+                    data = path.read_bytes()
+                except OSError:
+                    data = None  # run_file reports it
+                if data is not None:
+                    records = cache.get(cache.key(data, self.cache_settings(self.rules_for(path))))
+                    if records is not None:
+                        shown = display_path(path)
+                        diagnostics = [cache_mod.load(r, shown) for r in records]
+                        # --fix/--diff must re-lint a file they may change (fixes need nodes).
+                        if not self.fixing or not any(d.fixable(self.unsafe) for d in diagnostics):
+                            results[index] = FileOutcome(shown, diagnostics)
+                            stats.cached += 1
+                            continue
+            # The file is read again where it is linted, and keyed by what was read there:
+            # the main process holds no file contents, and an entry always matches its bytes.
+            tasks.append((index, path, salt))
+
+        for index, outcome, key in self._execute(tasks, stats):
+            results[index] = outcome
+            stats.linted += 1
+            stats.parsed += outcome.parsed
+            if key is not None and self._cacheable(outcome):
+                records = cache_mod.encode(outcome.diagnostics)
+                if records is not None:
+                    cache.put(key, records)
+        if cache is not None:
+            cache.prune()
+        outcomes += results
+        return Run(outcomes, self.unsafe, stats)
+
+    def _cacheable(self, outcome: FileOutcome) -> bool:
+        """Whether the outcome is exactly the lint result of the file's original bytes."""
+        if not self.fixing:
+            return True
+        return (
+            not outcome.fixed
+            and not outcome.diff
+            and not any(d.fixable(self.unsafe) for d in outcome.diagnostics)
+        )
+
+    def _execute(self, tasks: list[tuple[int, Path, str | None]], stats: Stats):
+        """(index, outcome, cache key) for every task, in any order; a pool when it pays."""
+        jobs = min(self.jobs(), len(tasks))
+        stats.jobs = max(1, jobs)
+        if jobs <= 1:
+            for task in tasks:
+                yield self.process(task)
+            return
+
+        def size(task):  # biggest files first: no worker is left with a long file at the end
+            try:
+                return task[1].stat().st_size
+            except OSError:
+                return 0
+
+        ordered = sorted(tasks, key=size, reverse=True)
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("fork" if "fork" in methods else None)
+        with context.Pool(jobs, initializer=_init_worker, initargs=(self,)) as pool:
+            yield from pool.imap_unordered(_work, ordered, chunksize=1)
+
+    def process(self, task: tuple[int, Path, str | None]) -> tuple[int, FileOutcome, str | None]:
+        """Read, lint (or fix) one file; with a cache salt, also the cache key of what was read."""
+        index, path, salt = task
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return index, self.run_file(path), None  # the same error as a serial run
+        key = None
+        if salt is not None:
+            key = cache_mod.make_key(salt, data, self.cache_settings(self.rules_for(path)))
+        return index, self.run_file(path, data), key
 
     def rules_for(self, path: Path) -> list[type[Rule]]:
         if not self.per_file:
@@ -101,23 +221,27 @@ class Runner:
                 ignored |= rules
         return [r for r in self.rules if r not in ignored]
 
-    def run_file(self, path: Path) -> FileOutcome:
+    def run_file(self, path: Path, data: bytes | None = None) -> FileOutcome:
+        """Lint (and fix) one file; `data` is its content when already read."""
         shown = display_path(path)
-        try:
-            data = path.read_bytes()
-        except IsADirectoryError:
-            return FileOutcome(shown, [internal(shown, "is a directory, not a Python file")])
-        except OSError as exc:
-            return FileOutcome(shown, [internal(shown, f"cannot read: {exc.strerror or exc}")])
+        if data is None:
+            try:
+                data = path.read_bytes()
+            except IsADirectoryError:
+                return FileOutcome(shown, [internal(shown, "is a directory, not a Python file")])
+            except OSError as exc:
+                return FileOutcome(shown, [internal(shown, f"cannot read: {exc.strerror or exc}")])
         rules = self.rules_for(path)
         if not (self.options.fix or self.options.diff):
             result = engine.lint(shown, data, rules, want_edits=self.options.want_edits)
-            return FileOutcome(shown, result.diagnostics)
+            return FileOutcome(shown, result.diagnostics, parsed=result.parsed)
         if self.options.verify:
             fixed = self._fix_verified(shown, data, rules)
         else:
             fixed = engine.fix(shown, data, rules, self.unsafe)
-        outcome = FileOutcome(shown, fixed.remaining.diagnostics, fixed.applied)
+        outcome = FileOutcome(
+            shown, fixed.remaining.diagnostics, fixed.applied, parsed=fixed.remaining.parsed
+        )
         if fixed.data == data:
             return outcome
         if self.options.diff:
@@ -143,6 +267,24 @@ class Runner:
             return d.fix.applicability is Applicability.SAFE or fix_key(d) in confirmed
 
         return engine.fix(shown, data, rules, unsafe=True, accept=accept)
+
+
+# ------------------------------------------------------------------ worker processes
+
+_WORKER: Runner | None = None
+
+
+def _init_worker(runner: Runner) -> None:
+    global _WORKER
+    _WORKER = runner
+
+
+def _work(task: tuple[int, Path, str | None]) -> tuple[int, FileOutcome, str | None]:
+    index, outcome, key = _WORKER.process(task)
+    # Fixes hold libcst nodes: send back only what the reports read.
+    outcome.diagnostics = [cache_mod.lighten(d) for d in outcome.diagnostics]
+    outcome.fixed = [cache_mod.lighten(d) for d in outcome.fixed]
+    return index, outcome, key
 
 
 def _unified_diff(shown: str, before: bytes, after: bytes) -> str:

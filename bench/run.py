@@ -1,0 +1,333 @@
+"""Benchmark trainlint on a corpus directory (issue 6); not a test.
+
+    python bench/run.py CORPUS [--jobs N] [--sample K] [--skip-jobs1] [--no-breakdown]
+
+Prints, in one run: the single-process bare `libcst.parse_module` time of every file, the
+prefilter's reach (files parsed vs skipped, files per rule), trainlint cold `--jobs 1
+--no-cache`, cold with all cores (empty cache), warm, one file changed, peak memory, a
+per-stage and per-rule time breakdown, `ruff --select B006` and `flake8 --select B006` when
+installed, and the ratios that issue 6 sets as goals. Wall times depend on what else runs on
+the machine, so CPU times (user+sys, workers included) and the load average are printed too.
+
+The corpus is copied to a temporary directory first (one file of the copy gets edited);
+the original is only read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import libcst
+
+from trainlint import engine
+from trainlint.config import Settings
+from trainlint.discover import Discovery
+from trainlint.imports import ImportTable
+from trainlint.registry import select
+from trainlint.runner import Options, Runner
+
+CLI = [sys.executable, "-c", "import sys; from trainlint.cli import main; sys.exit(main())"]
+
+
+def cpu_self() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+class TreeRSS(threading.Thread):
+    """Samples the summed RSS of a process and its descendants (the pool's workers)."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.peak, self.stop = pid, 0, threading.Event()
+
+    def _tree(self, pid: int) -> list[int]:
+        out = [pid]
+        try:
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{tid}/children") as f:
+                    for child in f.read().split():
+                        out += self._tree(int(child))
+        except OSError:
+            pass
+        return out
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            total = 0
+            for pid in self._tree(self.pid):
+                try:
+                    with open(f"/proc/{pid}/status") as f:
+                        for line in f:
+                            if line.startswith("VmRSS:"):
+                                total += int(line.split()[1]) * 1024
+                except OSError:
+                    pass
+            self.peak = max(self.peak, total)
+            self.stop.wait(0.05)
+
+
+def run_cli(args: list[str], cwd: Path) -> dict:
+    start = time.perf_counter()
+    proc = subprocess.Popen(CLI + args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    sampler = TreeRSS(proc.pid)
+    sampler.start()
+    out_chunks = []
+    reader = threading.Thread(target=lambda: out_chunks.append(proc.stdout.read()), daemon=True)
+    reader.start()
+    err = proc.stderr.read()
+    reader.join()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    sampler.stop.set()
+    sampler.join()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode not in (0, 1):
+        sys.exit(f"trainlint failed ({proc.returncode}): {err.decode()[-2000:]}")
+    return {
+        "wall": wall,
+        "cpu": usage.ru_utime + usage.ru_stime,
+        "maxrss": usage.ru_maxrss * 1024,  # the largest single process (Linux: KiB)
+        "tree_rss": sampler.peak,
+        "out": out_chunks[0] if out_chunks else b"",
+    }
+
+
+def run_tool(cmd: list[str], cwd: Path) -> dict | None:
+    if shutil.which(cmd[0]) is None:
+        return None
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"wall": wall, "cpu": cpu}
+
+
+def bare_parse(files: list[Path]) -> dict:
+    t0, c0 = time.perf_counter(), cpu_self()
+    failed = 0
+    for path in files:
+        try:
+            libcst.parse_module(path.read_bytes())
+        except Exception:
+            failed += 1
+    return {"wall": time.perf_counter() - t0, "cpu": cpu_self() - c0, "failed": failed}
+
+
+def prefilter(files: list[Path], rules) -> tuple[int, collections.Counter]:
+    per_rule: collections.Counter = collections.Counter()
+    parsed = 0
+    for path in files:
+        try:
+            text = engine.decode(path.read_bytes()).text
+        except engine.SourceError:
+            continue
+        hits = [r.code for r in rules if r.may_apply(text)]
+        per_rule.update(hits)
+        parsed += bool(hits)
+    return parsed, per_rule
+
+
+def breakdown(files: list[Path], root: Path) -> tuple[dict, dict, collections.Counter]:
+    """An in-process serial lint with every stage and every rule handler timed."""
+    stages: dict[str, float] = collections.defaultdict(float)
+    rules_t: dict[str, float] = collections.defaultdict(float)
+    reached: collections.Counter = collections.Counter()
+    clock = time.perf_counter
+    saved = (engine.parse, engine.check_syntax, engine._locate, ImportTable.of_module,
+             engine._Dispatcher._call, engine.decode)
+
+    def timed(name, fn):
+        def wrapper(*a, **k):
+            t = clock()
+            try:
+                return fn(*a, **k)
+            finally:
+                stages[name] += clock() - t
+        return wrapper
+
+    def call(self, handlers, node):
+        descend = True
+        for rule, handler in handlers:
+            t = clock()
+            try:
+                if handler(node) is False:
+                    descend = False
+            except Exception:
+                pass
+            rules_t[rule.code] += clock() - t
+        return descend
+
+    real_run_rules = engine.run_rules
+
+    def run_rules(module, rules):
+        reached.update(r.code for r in rules)
+        return real_run_rules(module, rules)
+
+    engine.parse = timed("parse (LibCST)", saved[0])
+    engine.check_syntax = timed("syntax check of skipped files (ast)", saved[1])
+    engine._locate = timed("positions + fix edits (reported files only)", saved[2])
+    engine.decode = timed("decode", saved[5])
+    ImportTable.of_module = classmethod(timed("import table", saved[3].__func__))
+    engine._Dispatcher._call = call
+    engine.run_rules = timed("traversal + rules", run_rules)
+    try:
+        runner = Runner(Settings(root=root), Options(jobs=1, cache=False))
+        t0 = clock()
+        for path in files:
+            t = clock()
+            data = path.read_bytes()
+            stages["read"] += clock() - t
+            runner.run_file(path, data)
+        stages["total"] = clock() - t0
+    finally:
+        (engine.parse, engine.check_syntax, engine._locate, _, engine._Dispatcher._call,
+         engine.decode) = saved
+        ImportTable.of_module = saved[3]
+        engine.run_rules = real_run_rules
+    return stages, rules_t, reached
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("corpus", type=Path)
+    ap.add_argument("--jobs", type=int, default=None, help="for the default run (default: all cores)")
+    ap.add_argument("--sample", type=int, default=1, help="breakdown on every K-th file (default 1: all)")
+    ap.add_argument("--skip-jobs1", action="store_true", help="skip the serial cold run")
+    ap.add_argument("--no-breakdown", action="store_true")
+    args = ap.parse_args()
+
+    corpus = args.corpus.resolve()
+    files = Discovery(corpus, []).files([corpus])
+    size = sum(p.stat().st_size for p in files)
+    lines = sum(p.read_bytes().count(b"\n") for p in files)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    print(f"corpus: {corpus}  {len(files)} files, {size / 1e6:.1f} MB, {lines} lines; "
+          f"{cores} cores; load average at start {os.getloadavg()[0]:.1f}")
+    from importlib.metadata import version
+
+    print(f"python {sys.version.split()[0]}, libcst {version('libcst')}, trainlint {version('trainlint')}")
+
+    tmp = Path(tempfile.mkdtemp(prefix="trainlint-bench-"))
+    try:
+        work = tmp / "corpus"
+        shutil.copytree(corpus, work, symlinks=True)
+        cache_dir = tmp / "cache"
+        rows = []
+
+        def show(name, r, extra=""):
+            rows.append((name, r))
+            print(f"  {name:<42} wall {r['wall']:8.2f} s   cpu {r['cpu']:8.2f} s{extra}", flush=True)
+
+        print("\n== timings (wall = elapsed; cpu = user+sys of all processes)")
+        bare = bare_parse(files)
+        show("bare libcst.parse_module, 1 process", bare, f"   ({bare['failed']} failed)")
+
+        rules = select(None, [], [])
+        parsed, per_rule = prefilter(files, rules)
+
+        common = ["check", ".", "--exit-zero", "--output-format", "json"]
+        jobs1 = None
+        if not args.skip_jobs1:
+            jobs1 = run_cli(common + ["--jobs", "1", "--no-cache"], work)
+            show("trainlint cold --jobs 1 --no-cache", jobs1, f"   peak RSS {jobs1['maxrss'] / 2**20:.0f} MB")
+        jobs_arg = ["--jobs", str(args.jobs)] if args.jobs else []
+        cold = run_cli(common + jobs_arg + ["--cache-dir", str(cache_dir)], work)
+        show("trainlint cold, default jobs, empty cache", cold,
+             f"   peak RSS {cold['tree_rss'] / 2**20:.0f} MB all processes, "
+             f"{cold['maxrss'] / 2**20:.0f} MB largest")
+        warm = run_cli(common + jobs_arg + ["--cache-dir", str(cache_dir)], work)
+        show("trainlint warm (nothing changed)", warm, f"   peak RSS {warm['tree_rss'] / 2**20:.0f} MB")
+
+        changed = next((p for p in sorted(work.rglob("*.py")) if p.stat().st_size > 2000), None)
+        entries_before = {p: p.stat().st_mtime_ns for p in (cache_dir / "v1").rglob("*.json")}
+        with open(changed, "a", encoding="utf-8") as handle:
+            handle.write("\n# edited by bench/run.py\n")
+        one = run_cli(common + jobs_arg + ["--cache-dir", str(cache_dir)], work)
+        written = [p for p in (cache_dir / "v1").rglob("*.json")
+                   if entries_before.get(p) != p.stat().st_mtime_ns]
+        show("trainlint one file changed", one,
+             f"   re-linted {len(written)} file(s) ({changed.relative_to(work)})")
+
+        same = [cold["out"] == warm["out"]]
+        if jobs1 is not None:
+            same.append(jobs1["out"] == cold["out"])
+        ruff = run_tool(["ruff", "check", "--isolated", "--no-cache", "--select", "B006",
+                         "--exit-zero", "-q", "."], work)
+        if ruff:
+            show("ruff check --select B006 (no cache)", ruff)
+        flake8 = run_tool(["flake8", "--isolated", "--select", "B006", "--exit-zero", "."], work)
+        if flake8:
+            show("flake8 --select B006", flake8)
+
+        print("\n== prefilter (raw-text conditions of the default rules)")
+        print(f"  files parsed by LibCST {parsed}, skipped {len(files) - parsed} "
+              f"({(len(files) - parsed) / max(1, len(files)):.0%} skipped)")
+        print("  files each rule lets through: " + ", ".join(
+            f"{r.code} {per_rule[r.code]}" for r in rules))
+
+        if not args.no_breakdown:
+            sample = files[:: args.sample]
+            stages, rule_t, reached = breakdown(sample, work)
+            total = stages.pop("total")
+            note = "" if args.sample == 1 else f" (every {args.sample}th file: {len(sample)})"
+            print(f"\n== where the time goes, serial in-process{note}: total {total:.2f} s")
+            traversal = stages.get("traversal + rules", 0.0)
+            rules_sum = sum(rule_t.values())
+            stages["traversal + rules"] = traversal - rules_sum - stages.get("import table", 0.0)
+            stages["rule handlers"] = rules_sum
+            order = ["read", "decode", "syntax check of skipped files (ast)", "parse (LibCST)",
+                     "import table", "traversal + rules", "rule handlers",
+                     "positions + fix edits (reported files only)"]
+            for name in order:
+                label = "traversal (dispatch, no rule code)" if name == "traversal + rules" else name
+                print(f"  {label:<44} {stages.get(name, 0.0):8.2f} s  {stages.get(name, 0.0) / total:5.0%}")
+            other = total - sum(stages.get(n, 0.0) for n in order)
+            print(f"  {'other (suppressions, sorting, runner)':<44} {other:8.2f} s  {other / total:5.0%}")
+            print("  per rule (handler time, files reached):")
+            for code, t in sorted(rule_t.items(), key=lambda kv: -kv[1]):
+                print(f"    {code}  {t:8.2f} s  {reached[code]:5d} files")
+            if cold is not None:
+                start_only = run_cli(["check", "--exit-zero", "--no-cache", os.devnull], work)
+                print(f"  process start-up + imports (trainlint on /dev/null): wall "
+                      f"{start_only['wall']:.2f} s, cpu {start_only['cpu']:.2f} s")
+
+        print("\n== goals of issue 6 (ratio: wall, cpu)")
+
+        def ratio(name, a, b, goal):
+            rw, rc = a["wall"] / b["wall"], a["cpu"] / b["cpu"]
+            verdict = "MET" if rw <= goal else "not met"
+            print(f"  {name:<46} {rw:7.3f}x  {rc:7.3f}x   goal <= {goal}x: {verdict} (wall)")
+
+        if jobs1 is not None:
+            ratio("cold --jobs 1 / bare parse", jobs1, bare, float("inf"))
+        ratio("cold default / bare parse", cold, bare, 0.5)
+        ratio("warm / bare parse", warm, bare, 0.03)
+        if ruff:
+            ratio("warm / ruff --select B006", warm, ruff, 5)
+        peak = max(r.get("tree_rss", 0) for _, r in rows)
+        print(f"  peak memory, all processes of one run: {peak / 2**20:.0f} MB   goal < 300 MB: "
+              f"{'MET' if peak < 300 * 2**20 else 'not met'}")
+        print(f"  one changed file re-lints only that file: {'MET' if len(written) == 1 else 'not met'}"
+              f" ({len(written)} re-linted)")
+        print(f"  identical output (cold jobs 1 == cold default == warm): "
+              f"{'yes' if all(same) else 'NO'}")
+        print(f"  load average at end {os.getloadavg()[0]:.1f}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
