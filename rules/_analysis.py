@@ -7,12 +7,27 @@ rules built on it stay quiet rather than guess.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Iterator
 
 import libcst as cst
 
 from trainlint.imports import ImportTable, dotted_name
+
+# ------------------------------------------------------------------- text prefilters
+
+
+def mutable_default_pattern(constructors: str = r"list|dict|set") -> re.Pattern[str]:
+    """Necessary text for a mutable parameter default: `=[`, `={` or `=list(` on a `def` or
+    `lambda` line, or on a line of a multi-line signature (ending in `,` or `):`)."""
+    mutable = rf"=\s*(?:\[|\{{|(?:{constructors})\s*\()"
+    return re.compile(
+        rf"(?:\bdef\s+\w+\s*\(|\blambda\b)[^\n]*{mutable}"
+        rf"|^[^\n=]*\b\w+\s*(?::[^=\n]+)?{mutable}[^\n]*(?:,|\)\s*(?:->[^\n]*)?:)[ \t]*(?:#[^\n]*)?$",
+        re.M,
+    )
+
 
 # --------------------------------------------------------------------------- classes
 

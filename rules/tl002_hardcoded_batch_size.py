@@ -365,7 +365,11 @@ class HardcodedBatchSize(Rule):
     name = "hardcoded-batch-size"
     message = "`{call}` hardcodes the batch size {value} as its leading dimension"
     fix_applicability = Applicability.SAFE
-    triggers = ("view", "reshape", "forward")
+    # A literal above 1 inside a view/reshape call, or a batch-size name anywhere.
+    trigger_pattern = re.compile(
+        r"(?:view|reshape)\s*\([^)]*?(?<![\w.])(?:[2-9]|[1-9]\d+)(?![\w.])"
+        r"|(?i:batch[_-]?s(?:ize|z)|bsi?ze?|(?<![a-z])bs(?![a-z]))"
+    )
 
     VALID = [
         # Parameters and buffers have fixed shapes.

@@ -40,11 +40,10 @@ B006 does, because a later edit that mutates it is not visible at the call site.
 
 from __future__ import annotations
 
-import re
-
 import libcst as cst
 
 from trainlint.rule import Applicability, Invalid, Rule, Valid
+from trainlint.rules._analysis import mutable_default_pattern
 
 MUTABLE_CALLS = {"list", "dict", "set"}
 
@@ -65,7 +64,7 @@ class MutableDefaultArgument(Rule):
     name = "mutable-default-argument"
     message = "Mutable default `{default}` for parameter `{param}` is shared between calls"
     fix_applicability = Applicability.UNSAFE
-    trigger_pattern = re.compile(r"=\s*(?:\[|\{|(?:list|dict|set)\s*\()")
+    trigger_pattern = mutable_default_pattern()
 
     VALID = [
         Valid("def f(steps=None):\n    return steps\n"),
@@ -139,6 +138,7 @@ class MutableDefaultArgument(Rule):
             self.message.format(default=_short(default), param=name),
             fix=fix,
             help=f"use `{name}=None` and `if {name} is None: {name} = {default}` in the body",
+            data={"parameter": name},
         )
 
 

@@ -79,7 +79,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from trainlint.rule import Applicability, Invalid, Rule, Valid
-from trainlint.rules._analysis import names_in
+from trainlint.rules._analysis import mutable_default_pattern, names_in
 
 # Container methods that change the receiver (list, dict, set, deque, bytearray).
 MUTATING_METHODS = {
@@ -432,9 +432,11 @@ class ArgumentMutatedInPlace(Rule):
     fix_applicability = Applicability.UNSAFE
     # Necessary: a mutable default (case a) or a reorder call (case b).
     trigger_pattern = re.compile(
-        r"\.(?:sort|reverse)\s*\(|shuffle"
-        r"|=\s*(?:\[|\{|(?:collections\s*\.\s*)?"
-        r"(?:list|dict|set|bytearray|OrderedDict|defaultdict|deque|Counter)\s*\()"
+        r"\.(?:sort|reverse)\s*\(|shuffle|"
+        + mutable_default_pattern(
+            r"(?:collections\s*\.\s*)?(?:list|dict|set|bytearray|OrderedDict|defaultdict|deque|Counter)"
+        ).pattern,
+        re.M,
     )
 
     VALID = [
@@ -788,6 +790,7 @@ class ArgumentMutatedInPlace(Rule):
             message,
             fix=fix,
             help=_copy_hint(name, event),
+            data={"parameter": name},
         )
 
     def _fix(self, name: str, event: _Event):

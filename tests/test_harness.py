@@ -218,3 +218,17 @@ def test_ldam_on_cuda():
     for code in ("TL002", "TL003", "TL004", "TL007"):
         assert any(v.verdict == "confirmed" for v in verdicts[code]), code
         assert all(v.devices == ["cpu", "cuda"] for v in verdicts[code])
+
+
+def test_reference_schedule_and_plot(tmp_path, monkeypatch):
+    monkeypatch.chdir(FIXTURES.parent)
+    result = CliRunner().invoke(
+        main, ["verify", "--device", "cpu", "--plot", str(tmp_path), "fixtures/seed/cawb_scheduler.py"]
+    )
+    assert result.exit_code == 0, result.output
+    # the seed scheduler without restart steps is torch's CosineAnnealingLR
+    assert "max deviation from torch CosineAnnealingLR(T_max=20, eta_min=eta_min*lr): fixed" in result.output
+    deviation = float(result.output.split("fixed ")[1].split(",")[0].split()[0])
+    assert deviation < 1e-9
+    [png] = list(tmp_path.glob("*.png"))
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

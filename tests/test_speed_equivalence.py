@@ -81,6 +81,9 @@ def test_jobs_and_cache_give_identical_output(tree, tmp_path, monkeypatch):
     assert warm.stats.cached == warm.stats.files and warm.stats.linted == 0
     assert warm_json == expected_json and render(warm, "text") == expected_text
 
+    for fmt in FORMATS:  # every report format renders the same bytes
+        assert render(cold, fmt) == render(warm, fmt) == render(serial, fmt), fmt
+
     # the same order and the same fields, diagnostic by diagnostic
     key = lambda d: (d.path, d.row, d.column, d.end_row, d.end_column, d.code, d.name,
                      d.message, d.help, d.data, d.edits,

@@ -145,9 +145,10 @@ class Cache:
         return self.entries / key[:2] / f"{key}.json"
 
     def get(self, key: str) -> list[dict] | None:
-        path = self._path(key)
+        path = os.path.join(self.entries, key[:2], key + ".json")
         try:
-            raw = path.read_bytes()
+            with open(path, "rb") as handle:
+                raw = handle.read()
         except OSError:
             self.misses += 1
             return None
@@ -161,7 +162,7 @@ class Cache:
             self.healed += 1
             self.misses += 1
             try:
-                path.unlink()
+                os.unlink(path)
             except OSError:
                 pass
             return None

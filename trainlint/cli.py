@@ -68,7 +68,7 @@ def main() -> None:
     type=click.IntRange(min=0),
     default=None,
     envvar="TRAINLINT_JOBS",
-    help="Worker processes (default: all cores; 1 = serial, as under pre-commit's require_serial).",
+    help="Worker processes (default and 0: all cores; 1: serial).",
 )
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the result cache.")
 @click.option(

@@ -9,6 +9,7 @@ import re
 import sys
 import threading
 import tokenize
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -94,7 +95,23 @@ def parse(source: Source) -> cst.Module:
     try:
         return cst.parse_module(source.text, cst.PartialParserConfig(encoding=source.encoding))
     except cst.ParserSyntaxError as exc:
-        raise SourceError(f"syntax error: {exc.message}", exc.raw_line, exc.raw_column + 1) from None
+        error = SourceError(f"syntax error: {exc.message}", exc.raw_line, exc.raw_column + 1)
+    # LibCST's position is sometimes a line late ("expected INDENT" is put on the line after the
+    # missing block); where CPython rejects the code too, its message and position are precise
+    try:
+        _cpython_ast(source.text)
+    except SyntaxError as exc:
+        raise SourceError(f"syntax error: {exc.msg}", exc.lineno or 1, exc.offset or 1) from None
+    except (RecursionError, MemoryError, ValueError):
+        pass
+    raise error
+
+
+def _cpython_ast(text: str) -> ast.Module:
+    """CPython's parse, without its SyntaxWarnings (`"is" with a literal`...) on our stderr."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return compile(text, "<file>", "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
 
 
 def check_syntax(source: Source) -> None:
@@ -104,7 +121,7 @@ def check_syntax(source: Source) -> None:
     which also parses newer syntax (PEP 695 generics, nested f-string quotes).
     """
     try:
-        compile(source.text, "<file>", "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+        _cpython_ast(source.text)
     except SyntaxError as exc:
         if exc.msg in _DEFINITIVE_SYNTAX_ERRORS:
             raise SourceError(f"syntax error: {exc.msg}", exc.lineno or 1, exc.offset or 1) from None
@@ -125,7 +142,7 @@ def guard_nesting(source: Source) -> None:
     if not _may_be_deep(source.text):
         return
     try:
-        tree = compile(source.text, "<file>", "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+        tree = _cpython_ast(source.text)
     except SyntaxError as exc:
         if exc.msg in _DEFINITIVE_SYNTAX_ERRORS:
             raise SourceError(f"syntax error: {exc.msg}", exc.lineno or 1, exc.offset or 1) from None

@@ -71,10 +71,12 @@ class Run:
         return [d for o in self.outcomes for d in o.fixed]
 
 
-def display_path(path: Path) -> str:
+def display_path(path: Path, cwd: str | None = None) -> str:
     """Relative to the working directory when inside it, else as given."""
+    if not path.is_absolute():
+        return path.as_posix()  # == path.absolute().relative_to(cwd), without the syscalls
     try:
-        return path.absolute().relative_to(Path.cwd()).as_posix()
+        return path.relative_to(cwd or os.getcwd()).as_posix()
     except ValueError:
         return str(path)
 
@@ -132,6 +134,7 @@ class Runner:
         cache = self.open_cache()
         salt = cache.salt if cache is not None else None
         tasks: list[tuple[int, Path, str | None]] = []
+        cwd = os.getcwd()
         for index, path in enumerate(files):
             if cache is not None:
                 try:
@@ -141,7 +144,7 @@ class Runner:
                 if data is not None:
                     records = cache.get(cache.key(data, self.cache_settings(self.rules_for(path))))
                     if records is not None:
-                        shown = display_path(path)
+                        shown = display_path(path, cwd)
                         diagnostics = [cache_mod.load(r, shown) for r in records]
                         # --fix/--diff must re-lint a file they may change (fixes need nodes).
                         if not self.fixing or not any(d.fixable(self.unsafe) for d in diagnostics):
@@ -261,7 +264,7 @@ class Runner:
         from trainlint.harness.verify import fix_key, verify_file
 
         verdicts = verify_file(shown, data, rules, self.options.verify_settings)
-        confirmed = {(v.code, v.message) for v in verdicts if v.verdict == "confirmed"}
+        confirmed = {v.key for v in verdicts if v.verdict == "confirmed"}
 
         def accept(d: Diagnostic) -> bool:
             return d.fix.applicability is Applicability.SAFE or fix_key(d) in confirmed

@@ -32,6 +32,7 @@ class Verdict:
     devices: list[str]
     evidence: str
     traces: dict[str, list] = field(default_factory=dict)
+    key: tuple = ()  # fix_key of the diagnostic, to pick the fix again when applying
 
     def as_json(self) -> dict:
         return {
@@ -57,8 +58,11 @@ class Settings:
     jobs: int = max(os.cpu_count() or 1, 1)
 
 
-def fix_key(d: Diagnostic) -> tuple[str, str]:
-    """Identifies one fix across lint rounds (rows move as earlier fixes add lines)."""
+def fix_key(d: Diagnostic) -> tuple:
+    """Identifies one fix across lint rounds: rows move as earlier fixes add lines, and a
+    message may change once another fix has been applied, so a rule's `data` wins."""
+    if d.data:
+        return (d.code, tuple(sorted(d.data.items())))
     return (d.code, d.message)
 
 
@@ -124,8 +128,9 @@ def _verify_target(path, data, rules, target: Target, fixes: list[Diagnostic], s
 
 def _attribute(path, target, d: Diagnostic, key, results, probes, observe, devices) -> Verdict:
     def verdict(v: str, evidence: str, traces=None) -> Verdict:
+        evidence += _reference_note(results)
         return Verdict(path, target.name, target.kind, d.code, d.row, d.message, v,
-                       list(devices), evidence, traces or {})
+                       list(devices), evidence, traces or {}, key)
 
     for name in ("original", "all", key):
         if results[name] is None:
@@ -161,6 +166,17 @@ def _attribute(path, target, d: Diagnostic, key, results, probes, observe, devic
         )
     reason = UNOBSERVABLE.get(d.code, "leaving this fix out breaks no invariant the probe checks")
     return verdict("inconclusive", reason, traces)
+
+
+def _reference_note(results: dict) -> str:
+    """Distance of the original and fixed LR traces from torch's own schedule, if comparable."""
+    refs = {n: (results.get(n) or {}).get("reference") for n in ("original", "all")}
+    if not refs["all"]:
+        return ""
+    note = f"; max deviation from torch {refs['all']['reference']}: fixed {refs['all']['max_deviation']:.2g}"
+    if refs["original"]:
+        note += f", original {refs['original']['max_deviation']:.2g}"
+    return note
 
 
 def _traces(results: dict, key) -> dict[str, list]:
