@@ -403,11 +403,6 @@ def test_config_errors_exit_2_naming_file_key_and_expectation(tree, body, needle
         assert needle in result.output, result.output
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an unknown code in select/ignore/extend-select is reported with the file but not "
-    "the key (runner.Runner passes one origin for all three; config.load should check each)",
-)
 @pytest.mark.parametrize("key", ["select", "ignore", "extend-select"])
 def test_unknown_code_names_the_key(tree, key):
     (tree / "pyproject.toml").write_text(f'[tool.trainlint]\n{key} = ["TL777"]\n')
@@ -415,11 +410,6 @@ def test_unknown_code_names_the_key(tree, key):
     assert result.exit_code == 2 and repr(key) in result.output
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="[tool.trainlint.verify] is validated only by `verify`/`--verify`; a wrong type "
-    "there passes `trainlint check` silently",
-)
 def test_verify_table_wrong_type_is_reported_by_check(tree):
     (tree / "pyproject.toml").write_text('[tool.trainlint.verify]\ntimeout = "soon"\n')
     result = run("good.py")

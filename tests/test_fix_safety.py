@@ -146,11 +146,6 @@ def test_one_unwritable_file_does_not_stop_the_others(project, monkeypatch):
     assert result.exit_code == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runner.write_atomically replaces a read-only (0o444) file because the directory is "
-    "writable; issue 7 asks for a clear error and the file untouched",
-)
 def test_read_only_file_gives_a_clear_error_and_leaves_the_file(project):
     target = project / "train.py"
     target.chmod(0o444)

@@ -173,20 +173,9 @@ def _verify_settings(settings, device: str, timeout: float | None = None):
         raise ConfigError("--device cuda: no CUDA device is available")
     devices = {"cpu": ["cpu"], "cuda": ["cuda"], "auto": ["cpu", "cuda"] if has_cuda else ["cpu"]}
     table = dict(settings.verify)
-    where = f"{settings.source}: [tool.trainlint.verify]"
     cfg_timeout = table.pop("timeout", None)
     memory = table.pop("memory-mb", None)
-    for key, value in [("timeout", cfg_timeout), ("memory-mb", memory)]:
-        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0):
-            raise ConfigError(f"{where}: {key!r} must be a positive number, got {value!r}")
-    targets = {}
-    for name, spec in table.items():
-        if not isinstance(spec, dict) or set(spec) - {"kwargs", "steps", "num_classes"}:
-            raise ConfigError(
-                f"{where}: {name!r} must be a table with keys kwargs, steps, num_classes "
-                "(per scheduler or loss class), or one of timeout, memory-mb"
-            )
-        targets[name] = spec
+    targets = table  # validated by config.load: one table per scheduler or loss class
     result = VerifySettings(devices=devices[device], targets=targets)
     if timeout or cfg_timeout:
         result.timeout = float(timeout or cfg_timeout)

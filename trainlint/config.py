@@ -83,6 +83,7 @@ def load(path: Path) -> Settings:
     verify = table.get("verify", {})
     if not isinstance(verify, dict):
         raise ConfigError(f"{where}: 'verify' must be a table, got {verify!r}")
+    _check_verify(verify, f"{path}: [tool.trainlint.verify]")
     return Settings(
         root=path.parent.resolve(),
         source=str(path),
@@ -94,6 +95,24 @@ def load(path: Path) -> Settings:
         unsafe_fixes=unsafe,
         verify=verify,
     )
+
+
+VERIFY_NUMBERS = ("timeout", "memory-mb")
+VERIFY_TARGET_KEYS = ("kwargs", "steps", "num_classes")
+
+
+def _check_verify(table: dict, where: str) -> None:
+    for key, value in table.items():
+        if key in VERIFY_NUMBERS:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise ConfigError(f"{where}: {key!r} must be a positive number, got {value!r}")
+        elif not isinstance(value, dict) or set(value) - set(VERIFY_TARGET_KEYS):
+            raise ConfigError(
+                f"{where}: {key!r} must be a table (per scheduler or loss class) with keys "
+                f"{', '.join(VERIFY_TARGET_KEYS)}, or one of {', '.join(VERIFY_NUMBERS)}"
+            )
+        elif not isinstance(value.get("kwargs", {}), dict):
+            raise ConfigError(f"{where}: {key}.kwargs must be a table, got {value['kwargs']!r}")
 
 
 def _is_str_list(value: object) -> bool:

@@ -20,7 +20,7 @@ from trainlint.context import Context
 from trainlint.diagnostic import Diagnostic, Edit, internal
 from trainlint.imports import ImportTable
 from trainlint.rule import Fix, Report, Rule
-from trainlint.suppress import Suppressions
+from trainlint.suppress import UNUSED_SUPPRESSION, Suppressions
 
 MAX_FIX_ROUNDS = 10
 
@@ -268,10 +268,13 @@ def _lint(
         return LintResult([internal(path, exc.message, exc.row, exc.column)])
     reports, failures = run_rules(module, runnable)
     diagnostics = [internal(path, msg) for msg in failures]
+    suppressions = Suppressions(source.text)
     if reports:
-        suppressions = Suppressions(source.text)
         located = _locate(path, module, reports, want_edits)
         diagnostics += [d for d in located if not suppressions.covers(d.row, d.code)]
+    if suppressions and not failures and any(r.code == UNUSED_SUPPRESSION for r in runnable):
+        stale = suppressions.unused_reports(module, {r.code for r in rules})
+        diagnostics += _locate(path, module, stale, want_edits) if stale else []
     diagnostics.sort(key=lambda d: d.sort_key)
     return LintResult(diagnostics, True, module, source)
 

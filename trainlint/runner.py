@@ -86,11 +86,18 @@ class Runner:
         self.settings = settings
         self.options = options
         origin = f"{settings.source}" if settings.source != "defaults" else "command line"
+        where = settings.source
+        for key, selectors in (
+            ("select", settings.select or []),
+            ("ignore", settings.ignore),
+            ("extend-select", settings.extend_select),
+        ):
+            matching(selectors, f"{where}: [tool.trainlint] {key!r}")
         self.rules = select(
             options.select if options.select is not None else settings.select,
             settings.extend_select + options.extend_select,
             settings.ignore + options.ignore,
-            origin,
+            "command line",
         )
         self.per_file = {
             pattern: matching(codes, f"{settings.source}: per-file-ignores[{pattern!r}]")
@@ -305,6 +312,8 @@ def write_atomically(path: Path, original: bytes, data: bytes) -> str | None:
         if hashlib.sha256(path.read_bytes()).digest() != hashlib.sha256(original).digest():
             return "the file changed on disk while it was being fixed; not written"
         mode = path.stat().st_mode
+        if not mode & 0o222:
+            return "the file is read-only; not written"
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".trainlint", dir=path.parent)
     except OSError as exc:
         return f"cannot write the fixes: {exc.strerror or exc}"
