@@ -388,7 +388,7 @@ def test_many_bad_files_at_once_each_get_their_line(tree):
         ("[tool.trainlint]\nunsafe-fixes = 1\n", ["'unsafe-fixes' must be true or false", "got 1"]),
         ("[tool.trainlint]\nverify = 3\n", ["'verify' must be a table"]),
         ('[tool.trainlint]\nignore = ["TLX"]\n', ["unknown rule code or prefix 'TLX'"]),
-        ('[tool.trainlint]\nextend-select = ["TL9"]\n', ["unknown rule code or prefix 'TL9'"]),
+        ('[tool.trainlint]\nextend-select = ["TL7"]\n', ["unknown rule code or prefix 'TL7'"]),
     ],
     ids=["duplicate-key", "open-list", "missing-value", "not-utf8", "table-not-table", "key-case",
          "exclude-str", "ignore-ints", "extend-select-table", "pfi-list", "pfi-str", "pfi-code",
