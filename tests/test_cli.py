@@ -235,10 +235,11 @@ def test_rule_command():
     assert run("rule").exit_code == 2
 
 
-def test_import_trainlint_does_not_import_torch():
+def test_import_trainlint_does_not_import_torch(tmp_path):
     code = (
         "import sys, trainlint, trainlint.cli, trainlint.engine\n"
         "from trainlint.registry import all_rules; all_rules()\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
-    subprocess.run([sys.executable, "-c", code], check=True)
+    # outside the checkout, so that the installed package is the one imported
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)

@@ -165,6 +165,8 @@ def _attribute(path, target, d: Diagnostic, key, results, probes, observe, devic
             traces,
         )
     reason = UNOBSERVABLE.get(d.code, "leaving this fix out breaks no invariant the probe checks")
+    if d.code == "TL004" and "cpu" not in devices:
+        reason += " on CUDA, where locked-in code runs; the lock-in shows on CPU (--device auto)"
     return verdict("inconclusive", reason, traces)
 
 
