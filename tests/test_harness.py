@@ -232,3 +232,21 @@ def test_reference_schedule_and_plot(tmp_path, monkeypatch):
     assert deviation < 1e-9
     [png] = list(tmp_path.glob("*.png"))
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_probe_that_crashes_the_interpreter_is_inconclusive(tmp_path):
+    path = tmp_path / "crash.py"
+    path.write_text(
+        HANGING.replace("while True:\n            pass", "import ctypes\n        return ctypes.string_at(0)")
+    )
+    [v] = verdicts_for(path, [by_code("TL001")], Settings(devices=["cpu"], timeout=60))
+    assert v.verdict == "inconclusive"
+    assert "killed by signal 11" in v.evidence
+
+
+def test_probe_that_exhausts_memory_does_not_take_trainlint_down(tmp_path):
+    path = tmp_path / "greedy.py"
+    path.write_text(HANGING.replace("while True:\n            pass", "return len(bytearray(1 << 40))"))
+    [v] = verdicts_for(path, [by_code("TL001")], Settings(devices=["cpu"], timeout=60, memory_mb=2048))
+    assert v.verdict == "inconclusive"
+    assert "MemoryError" in v.evidence
