@@ -8,7 +8,8 @@ import pytest
 from helpers import fix_code, lint_code
 from trainlint import engine
 from trainlint.registry import all_rules
-from trainlint.suppress import UNUSED_SUPPRESSION, Suppressions, UnusedSuppression
+from trainlint.rules.tl901_unused_suppression import UnusedSuppression
+from trainlint.suppress import UNUSED_SUPPRESSION, Suppressions
 
 BUGGY = """\
 import torch

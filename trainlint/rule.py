@@ -6,7 +6,7 @@ import enum
 import inspect
 import re
 import textwrap
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Sequence, Union
 
 import libcst as cst

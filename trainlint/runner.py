@@ -85,7 +85,6 @@ class Runner:
     def __init__(self, settings: Settings, options: Options) -> None:
         self.settings = settings
         self.options = options
-        origin = f"{settings.source}" if settings.source != "defaults" else "command line"
         where = settings.source
         for key, selectors in (
             ("select", settings.select or []),

@@ -21,9 +21,10 @@ from typing import Iterable
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
-from trainlint.rule import Applicability, Fix, Invalid, Report, Rule, Valid
+from trainlint.rule import Applicability, Fix, Report
 
 UNUSED_SUPPRESSION = "TL901"
+UNUSED_SUPPRESSION_NAME = "unused-suppression"
 
 _COMMENT = re.compile(
     r"#\s*(?:trainlint:\s*(?P<tl>ignore-file|ignore)(?![\w-])(?:\[(?P<tl_codes>[^\]\n]*)\])?"
@@ -180,7 +181,7 @@ class Suppressions:
             reports.append(
                 Report(
                     UNUSED_SUPPRESSION,
-                    UnusedSuppression.name,
+                    UNUSED_SUPPRESSION_NAME,
                     _message(entries, known),
                     comment,
                     fix,
@@ -317,76 +318,3 @@ def _all_rules():
     from trainlint.registry import all_rules
 
     return all_rules()
-
-
-class UnusedSuppression(Rule):
-    """
-    ## What it does
-    Flags suppression comments that suppress nothing: a `# trainlint: ignore[...]`,
-    `# trainlint: ignore-file[...]` or `# noqa: TL...` naming a code that is not reported
-    where the comment applies, a bare `# trainlint: ignore` on a line with no diagnostic, and
-    `TL` codes that are not trainlint rules.
-
-    Only codes of rules that ran on the file are checked: a suppression naming a rule that
-    the configuration disables is left alone. Blanket `# noqa` comments and other tools'
-    codes in `# noqa` lists (`E501`, `F401`) belong to those tools and are never flagged.
-
-    ## Why is this bad?
-    A stale suppression hides the next real bug on its line: once the original problem is
-    fixed, the comment still silences the rule the next time it would fire, and readers
-    take it as a sign that something on the line is deliberately unusual.
-
-    ## Example
-    ```python
-    class Warmup:
-        def step(self):
-            self.iters += 1  # trainlint: ignore[TL001]
-    ```
-
-    ## Use instead
-    ```python
-    class Warmup:
-        def step(self):
-            self.iters += 1
-    ```
-
-    ## Fix safety
-    The fix is safe: it only edits a comment. Stale codes are removed from the list; when
-    none is left, the whole comment goes (and a comment line of its own is deleted), while
-    any other text in the comment, like another tool's `noqa` codes, is kept.
-    """
-
-    code = UNUSED_SUPPRESSION
-    name = "unused-suppression"
-    message = "Unused suppression comment"
-    fix_applicability = Applicability.SAFE
-    trigger_pattern = re.compile(r"trainlint:|noqa", re.IGNORECASE)
-    # The engine does the work (see Suppressions.unused_reports): it needs every other
-    # rule's diagnostics first. This class carries the code, the docs and the examples.
-    VALID = (
-        Valid("x = compute()  # noqa\n"),
-        Valid("x = compute()  # noqa: E501\n"),
-        Valid("x = compute()  # trainlint: ignore[TL001]\n"),
-        Valid("# trainlint: ignore-file\nx = compute()\n"),
-        Valid('s = "# trainlint: ignore"\n'),
-    )
-    INVALID = (
-        Invalid("x = compute()  # trainlint: ignore\n", fixed="x = compute()\n", line=1),
-        Invalid("x = compute()  # noqa: E501, TL999\n", fixed="x = compute()  # noqa: E501\n"),
-        Invalid(
-            """
-            def f():
-                # trainlint: ignore
-                return compute()
-            """,
-            fixed="""
-            def f():
-                return compute()
-            """,
-            line=2,
-        ),
-        Invalid(
-            "# trainlint: ignore-file[TL999]\nx = compute()  # why: see #12\n",
-            fixed="x = compute()  # why: see #12\n",
-        ),
-    )
