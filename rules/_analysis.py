@@ -285,6 +285,45 @@ def straight_line_origin(
     return None
 
 
+class BindingTargets(cst.CSTVisitor):
+    """Calls `bind(name)` for every name an assignment, `for`, comprehension, `as` or `:=`
+    target binds, unpacking tuples, lists and starred targets. Subclasses decide what to
+    record and which other constructs (imports, parameters, nested scopes) count."""
+
+    def bind(self, name: str) -> None:
+        raise NotImplementedError
+
+    def _add(self, target: cst.CSTNode | None) -> None:
+        if isinstance(target, cst.Name):
+            self.bind(target.value)
+        elif isinstance(target, (cst.Tuple, cst.List)):
+            for el in target.elements:
+                self._add(el.value)
+        elif isinstance(target, cst.StarredElement):
+            self._add(target.value)
+
+    def visit_AssignTarget(self, node: cst.AssignTarget) -> None:
+        self._add(node.target)
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        self._add(node.target)
+
+    def visit_AugAssign(self, node: cst.AugAssign) -> None:
+        self._add(node.target)
+
+    def visit_For(self, node: cst.For) -> None:
+        self._add(node.target)
+
+    def visit_CompFor(self, node: cst.CompFor) -> None:
+        self._add(node.target)
+
+    def visit_AsName(self, node: cst.AsName) -> None:
+        self._add(node.name)
+
+    def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
+        self._add(node.target)
+
+
 def binds(node: cst.CSTNode, name: str) -> bool:
     """Whether node (re)binds `name` anywhere: assignment, for target, with-as, import..."""
     finder = _Binds(name)

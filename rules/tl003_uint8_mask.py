@@ -77,6 +77,7 @@ from typing import Sequence
 import libcst as cst
 
 from trainlint.rule import Applicability, Fix, Invalid, Rule, Valid
+from trainlint.rules._analysis import BindingTargets
 
 # ----------------------------------------------------------------------------- vocabulary
 
@@ -1208,43 +1209,14 @@ class _Flow:
         return out
 
 
-class _BoundNames(cst.CSTVisitor):
+class _BoundNames(BindingTargets):
     """Names (re)bound inside a node, nested functions and classes excluded (but named)."""
 
     def __init__(self) -> None:
         self.names: set[str] = set()
 
-    def _add(self, target: cst.CSTNode | None) -> None:
-        if target is None:
-            return
-        if isinstance(target, cst.Name):
-            self.names.add(target.value)
-        elif isinstance(target, (cst.Tuple, cst.List)):
-            for el in target.elements:
-                self._add(el.value)
-        elif isinstance(target, cst.StarredElement):
-            self._add(target.value)
-
-    def visit_AssignTarget(self, node: cst.AssignTarget) -> None:
-        self._add(node.target)
-
-    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
-        self._add(node.target)
-
-    def visit_AugAssign(self, node: cst.AugAssign) -> None:
-        self._add(node.target)
-
-    def visit_For(self, node: cst.For) -> None:
-        self._add(node.target)
-
-    def visit_CompFor(self, node: cst.CompFor) -> None:
-        self._add(node.target)
-
-    def visit_AsName(self, node: cst.AsName) -> None:
-        self._add(node.name)
-
-    def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
-        self._add(node.target)
+    def bind(self, name: str) -> None:
+        self.names.add(name)
 
     def visit_Import(self, node: cst.Import) -> None:
         for alias in node.names:

@@ -64,7 +64,7 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 from trainlint.imports import dotted_name
 from trainlint.rule import Invalid, Rule, Valid
 
-from ._analysis import body_statements, methods, parameter_names, self_attribute
+from ._analysis import BindingTargets, body_statements, methods, parameter_names, self_attribute
 
 FUNCTIONAL_LOSSES = {
     "torch.nn.functional.cross_entropy": "cross_entropy",
@@ -591,39 +591,12 @@ def _binding_counts(func: cst.FunctionDef) -> dict[str, int]:
     return counter.counts
 
 
-class _BindingCounter(cst.CSTVisitor):
+class _BindingCounter(BindingTargets):
     def __init__(self) -> None:
         self.counts: dict[str, int] = {}
 
-    def _add(self, target: cst.CSTNode) -> None:
-        if isinstance(target, (cst.Tuple, cst.List)):
-            for el in target.elements:
-                self._add(el.value)
-        elif isinstance(target, cst.StarredElement):
-            self._add(target.value)
-        elif isinstance(target, cst.Name):
-            self.counts[target.value] = self.counts.get(target.value, 0) + 1
-
-    def visit_AssignTarget(self, node: cst.AssignTarget) -> None:
-        self._add(node.target)
-
-    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
-        self._add(node.target)
-
-    def visit_AugAssign(self, node: cst.AugAssign) -> None:
-        self._add(node.target)
-
-    def visit_For(self, node: cst.For) -> None:
-        self._add(node.target)
-
-    def visit_CompFor(self, node: cst.CompFor) -> None:
-        self._add(node.target)
-
-    def visit_AsName(self, node: cst.AsName) -> None:
-        self._add(node.name)
-
-    def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
-        self._add(node.target)
+    def bind(self, name: str) -> None:
+        self.counts[name] = self.counts.get(name, 0) + 1
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
         return False

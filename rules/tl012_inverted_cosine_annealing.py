@@ -71,6 +71,7 @@ import libcst as cst
 
 from trainlint.imports import dotted_name
 from trainlint.rule import Applicability, Invalid, Rule, Valid
+from trainlint.rules._analysis import BindingTargets
 
 COS_FUNCTIONS = {"math.cos", "numpy.cos", "torch.cos", "cmath.cos"}
 PI_CONSTANTS = {"math.pi", "numpy.pi", "torch.pi", "numpy.PI"}
@@ -820,37 +821,10 @@ def _identifiers(node: cst.CSTNode) -> list[str]:
 def _bindings(func: cst.FunctionDef, name: str) -> int:
     count = 0
 
-    class _Count(cst.CSTVisitor):
-        def _add(self, target) -> None:
+    class _Count(BindingTargets):
+        def bind(self, bound: str) -> None:
             nonlocal count
-            if isinstance(target, cst.Name) and target.value == name:
-                count += 1
-            elif isinstance(target, (cst.Tuple, cst.List)):
-                for el in target.elements:
-                    self._add(el.value)
-            elif isinstance(target, cst.StarredElement):
-                self._add(target.value)
-
-        def visit_AssignTarget(self, node: cst.AssignTarget) -> None:
-            self._add(node.target)
-
-        def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
-            self._add(node.target)
-
-        def visit_AugAssign(self, node: cst.AugAssign) -> None:
-            self._add(node.target)
-
-        def visit_For(self, node: cst.For) -> None:
-            self._add(node.target)
-
-        def visit_CompFor(self, node: cst.CompFor) -> None:
-            self._add(node.target)
-
-        def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
-            self._add(node.target)
-
-        def visit_AsName(self, node: cst.AsName) -> None:
-            self._add(node.name)
+            count += bound == name
 
         def visit_Param(self, node: cst.Param) -> None:
             self._add(node.name)
