@@ -339,15 +339,28 @@ def test_unreadable_file_is_one_tl000(tree, monkeypatch):
         target.chmod(0o644)
 
 
-def test_unreadable_directory_does_not_stop_the_run(tree):
+def test_unreadable_directory_is_one_tl000_and_the_run_goes_on(tree, monkeypatch):
+    """As in the file test above, listing is also made to fail by hand for root."""
     sub = tree / "locked"
     sub.mkdir()
     (sub / "inner.py").write_text(MUTABLE)
     sub.chmod(0)
     try:
+        if os.geteuid() != 0:
+            assert_one_tl000(run("."), "locked", r"TL000 cannot read the directory: Permission denied")
+        real = os.scandir
+
+        def scandir(path="."):
+            if os.path.basename(os.fspath(path)) == "locked":
+                raise PermissionError(13, "Permission denied", os.fspath(path))
+            return real(path)
+
+        monkeypatch.setattr(os, "scandir", scandir)
         result = run(".")
         assert_good_linted(result)
-        assert result.exit_code in (1, 2)
+        assert_one_tl000(result, "locked", r"TL000 cannot read the directory: Permission denied")
+        assert "inner.py" not in result.output
+        assert result.exit_code == 2
     finally:
         sub.chmod(0o755)
 

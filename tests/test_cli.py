@@ -40,14 +40,14 @@ def run(*args):
 
 
 def test_default_command_is_check(project):
-    result = run("train.py")
+    result = run("train.py", "--output-format", "concise")
     assert result.exit_code == 1
     assert result.output.splitlines() == [
         "train.py:5:30: TL005 Mutable default `[]` for parameter `steps` is shared between calls",
         "train.py:9:9: TL001 `self.iters` is reset to 1 on every `step()` call, so it never advances",
         "Found 2 errors (2 fixable with --unsafe-fixes).",
     ]
-    assert run("check", "train.py").output == result.output
+    assert run("check", "train.py", "--output-format", "concise").output == result.output
 
 
 def test_bare_invocation_lints_the_current_directory(project):
@@ -218,7 +218,7 @@ def test_suppression_comments(project):
         "def e(x=[]):  # trainlint: ignore[TL001]\n    pass\n"
         "def f(x=[]):  # noqa: E501\n    pass\n"
     )
-    out = run("s.py").output
+    out = run("s.py", "--output-format", "concise").output
     assert [l.split(":")[1] for l in out.splitlines()[:-1]] == ["10", "12"]
 
 
@@ -242,3 +242,90 @@ def test_import_trainlint_does_not_import_torch(tmp_path):
     )
     # outside the checkout, so that the installed package is the one imported
     subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
+
+
+def test_full_format_shows_source_caret_and_help(project):
+    out = run("train.py").output
+    assert out.split("\n\n")[0].splitlines() == [
+        "train.py:5:30: TL005 Mutable default `[]` for parameter `steps` is shared between calls",
+        "   |",
+        " 5 |     def __init__(self, steps=[]):",
+        "   |                              ^^",
+        "  = help: use `steps=None` and `if steps is None: steps = []` in the body",
+    ]
+    assert out.endswith("Found 2 errors (2 fixable with --unsafe-fixes).\n")
+
+
+def test_colour_only_on_a_terminal_and_never_with_no_color(project):
+    plain = CliRunner().invoke(main, ["train.py"])  # not a terminal
+    assert "\x1b[" not in plain.output
+    coloured = CliRunner().invoke(main, ["train.py"], color=True)  # as on a terminal
+    assert "\x1b[31m\x1b[1mTL005\x1b[0m" in coloured.output
+    assert click_unstyle(coloured.output) == plain.output
+    no_color = CliRunner().invoke(main, ["train.py"], color=True, env={"NO_COLOR": "1"})
+    assert no_color.output == plain.output
+    report = project / "report.txt"
+    CliRunner().invoke(main, ["train.py", "-o", str(report)], color=True)
+    assert report.read_text() == plain.output
+
+
+def click_unstyle(text: str) -> str:
+    import click
+
+    return click.unstyle(text)
+
+
+def test_show_fixes_lists_what_was_fixed(project):
+    (project / "loss.py").write_text(
+        "import torch\n\nBATCH_SIZE = 16\n\n\ndef f(margins, target):\n"
+        "    return margins[target].view(16, 1)\n"
+    )
+    result = run("loss.py", "--fix", "--show-fixes")
+    assert result.output.endswith("Fixed 1 error:\n- loss.py:\n    1 × TL002 (hardcoded-batch-size)\n")
+    assert run("loss.py", "--fix", "--show-fixes").output.endswith("No errors were fixed.\n")
+
+
+def test_url_points_at_the_rule_section_of_the_shipped_reference(project):
+    from urllib.parse import urlsplit
+    from urllib.request import url2pathname
+
+    found = json.loads(run("train.py", "--output-format", "json").output)
+    for d in found:
+        url = urlsplit(d["url"])
+        reference = url2pathname(url.path)
+        text = open(reference, encoding="utf-8").read()
+        heading = f"## {d['code']} {d['name']}"
+        assert heading in text.splitlines()
+        assert url.fragment == heading[3:].lower().replace(" ", "-")
+
+
+def test_shipped_rule_reference_is_up_to_date():
+    from trainlint import docs
+
+    assert docs.REFERENCE.read_text(encoding="utf-8") == docs.render(), (
+        "trainlint/rules.md is stale: run `python -m trainlint.docs`"
+    )
+
+
+def test_add_noqa_suppresses_every_current_diagnostic(project):
+    result = run("train.py", "--add-noqa")
+    assert result.exit_code == 0, result.output
+    assert "Added 2 noqa directives." in result.output
+    text = (project / "train.py").read_text()
+    assert "    def __init__(self, steps=[]):  # noqa: TL005\n" in text
+    assert "        self.iters = 1  # noqa: TL001\n" in text
+    assert run("train.py").exit_code == 0
+    again = run("train.py", "--add-noqa")
+    assert "Added 0 noqa directives." in again.output
+    assert (project / "train.py").read_text() == text
+    assert run("train.py", "--add-noqa", "--fix").exit_code == 2
+
+
+def test_shell_completion_script(tmp_path):
+    env = {**os.environ, "_TRAINLINT_COMPLETE": "bash_source"}
+    out = subprocess.run(["trainlint"], env=env, capture_output=True, text=True, check=True).stdout
+    assert "_trainlint_completion" in out and "complete " in out
+    env["_TRAINLINT_COMPLETE"] = "bash_complete"
+    env.update(COMP_WORDS="trainlint check --out", COMP_CWORD="2")
+    out = subprocess.run(["trainlint"], env=env, capture_output=True, text=True, check=True).stdout
+    assert "--output-format" in out and "--output-file" in out

@@ -174,3 +174,48 @@ def test_fix_never_writes_code_that_does_not_parse(project, monkeypatch):
     result = fix("train.py")
     assert "a fix produced code that does not parse" in result.output
     assert (project / "train.py").read_text() == BUGGY and result.exit_code == 2
+
+
+def test_sigkill_at_random_moments_leaves_each_file_original_or_fully_fixed(tmp_path):
+    """Kill `trainlint --fix` (its own process, a real SIGKILL) at moments spread over a
+    whole run, many times; every file is afterwards byte for byte its original or its fully
+    fixed content, never a mixture, a truncation or an empty file."""
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    # Big files, each with a fix near its top and one near its end, so that a write is long
+    # enough to be interrupted and a half-written file would show.
+    filler = "".join(f"def helper_{i}(a, b):\n    return a + b * {i}\n\n\n" for i in range(400))
+    original = BUGGY + "\n\n" + filler + "def g(y={}):\n    return y\n"
+    command = [sys.executable, "-m", "trainlint", "--no-cache", "--fix", "--unsafe-fixes",
+               "--jobs", "1", "--exit-zero", "."]
+    golden_dir = tmp_path / "golden"
+    golden_dir.mkdir()
+    (golden_dir / "f.py").write_text(original)
+    started = time.monotonic()
+    subprocess.run(command, cwd=golden_dir, check=True, capture_output=True)
+    full_run = time.monotonic() - started
+    fixed = (golden_dir / "f.py").read_bytes()
+    assert fixed != original.encode() and b"def g(y=None):" in fixed
+
+    rng = random.Random(20261125)
+    outcomes = {"original": 0, "fixed": 0}
+    for attempt in range(8):
+        work = tmp_path / f"run{attempt}"
+        work.mkdir()
+        files = [work / f"m{i:02}.py" for i in range(20)]
+        for f in files:
+            f.write_text(original)
+        proc = subprocess.Popen(command, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.0, full_run * 3))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        for f in files:
+            data = f.read_bytes()
+            assert data in (original.encode(), fixed), f"{f} is neither original nor fixed"
+            outcomes["original" if data == original.encode() else "fixed"] += 1
+    # The kills landed at different stages: some files were already fixed, some not yet.
+    assert outcomes["original"] and outcomes["fixed"], outcomes

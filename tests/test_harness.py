@@ -249,3 +249,34 @@ def test_probe_that_exhausts_memory_does_not_take_trainlint_down(tmp_path):
     [v] = verdicts_for(path, [by_code("TL001")], Settings(devices=["cpu"], timeout=60, memory_mb=2048))
     assert v.verdict == "inconclusive"
     assert "MemoryError" in v.evidence
+
+
+def test_probe_that_fork_bombs_is_inconclusive_and_leaves_no_process(tmp_path):
+    """Every process the probe forks (2**6 here: a bounded bomb, so the test machine
+    survives an unbounded one never happening) dies with it at the timeout."""
+    pids = tmp_path / "pids"
+    bomb = (
+        "import os, time\n"
+        "        for _ in range(6):\n"
+        "            os.fork()\n"
+        f"        with open({str(pids)!r}, 'a') as f:\n"
+        "            f.write(f'{os.getpid()}\\n')\n"
+        "        time.sleep(600)\n"
+        "        return 0.1"
+    )
+    path = tmp_path / "bomb.py"
+    path.write_text(HANGING.replace("while True:\n            pass", bomb))
+    [v] = verdicts_for(path, [by_code("TL001")], Settings(devices=["cpu"], timeout=10))
+    assert v.verdict == "inconclusive"
+    assert "did not finish within 10 s" in v.evidence
+    forked = [int(p) for p in pids.read_text().split()]
+    assert forked and len(forked) % 64 == 0  # one bomb per probe run
+    alive = [p for p in forked if Path(f"/proc/{p}").exists() and _state(p) != "Z"]
+    assert alive == []
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"

@@ -10,6 +10,7 @@ uncommitted files. Each try-repo builds a fresh environment, so these take a whi
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -51,6 +52,21 @@ def margin_loss(logits, target, margins):
 """
 
 NO_TORCH = "def add(a, b):\n    return a + b\n"
+
+NOTEBOOK = json.dumps(
+    {
+        "cells": [
+            {"cell_type": "markdown", "metadata": {}, "source": ["# Exploring\n"]},
+            {"cell_type": "code", "execution_count": 1, "metadata": {}, "outputs": [],
+             "source": ["def collect(x, steps=[]):\n", "    return steps"]},
+        ],
+        "metadata": {},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    },
+    indent=1,
+    sort_keys=True,
+) + "\n"
 
 GIT = ["git", "-c", "user.name=trainlint tests", "-c", "user.email=tests@example.invalid",
        "-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main", "-c", "core.autocrlf=false"]
@@ -112,6 +128,7 @@ def hooks_run(hook_repo, tmp_path_factory):
     (repo / "sched.py").write_text(SCHEDULER)
     (repo / "loss.py").write_text(LOSS)
     (repo / "util.py").write_text(NO_TORCH)
+    (repo / "explore.ipynb").write_text(NOTEBOOK)
     result = try_repo(hook_repo, repo, "--all-files")
     out = result.stdout + result.stderr
     sections: dict[str, str] = {}
@@ -134,7 +151,7 @@ def test_hooks_file_declares_both_hooks():
     assert set(hooks) == {"trainlint", "trainlint-fix"}
     for hook in hooks.values():
         assert hook["language"] == "python"
-        assert hook["types_or"] == ["python", "pyi"]  # notebooks: not linted yet
+        assert hook["types_or"] == ["python", "pyi", "jupyter"]
         assert hook["require_serial"] is True
     assert hooks["trainlint"]["entry"] == "trainlint check"
     assert hooks["trainlint-fix"]["entry"] == "trainlint check --fix"
@@ -148,6 +165,7 @@ def test_check_hook_fails_with_the_diagnostic(hooks_run):
     assert "sched.py:11:9: TL001 `self.iters` is reset to 1 on every `step()` call" in check
     assert re.search(r"^loss\.py:7:\d+: TL002 \[\*\] ", check, re.M), check
     assert "util.py" not in check
+    assert "explore.ipynb:cell 2:1:22: TL005 " in check, check
     assert "files were modified" not in check  # the check hook never writes
 
 
@@ -157,9 +175,10 @@ def test_fix_hook_rewrites_the_file(hooks_run):
     assert fix.splitlines()[0].endswith("Failed"), fix
     assert "files were modified by this hook" in fix
     assert (repo / "loss.py").read_text() == LOSS.replace(".view(16, 1)", ".view(-1, 1)")
-    # TL001's fix is unsafe: reported, not applied.
+    # TL001's and TL005's fixes are unsafe: reported, not applied.
     assert (repo / "sched.py").read_text() == SCHEDULER
-    assert "Found 2 errors (1 fixed, 1 remaining)." in fix
+    assert (repo / "explore.ipynb").read_text() == NOTEBOOK
+    assert "Found 3 errors (1 fixed, 2 remaining)." in fix
     assert (repo / "util.py").read_text() == NO_TORCH
 
 

@@ -75,6 +75,7 @@ def dump(d: Diagnostic) -> dict:
         "help": d.help,
         "edits": [[e.content, e.row, e.column, e.end_row, e.end_column] for e in d.edits],
         "data": d.data,
+        "cell": d.cell,
     }
 
 
@@ -94,6 +95,7 @@ def load(record: dict, path: str) -> Diagnostic:
         record["help"],
         [Edit(*e) for e in record["edits"]],
         record["data"],
+        record["cell"],
     )
 
 
@@ -103,7 +105,7 @@ def lighten(d: Diagnostic) -> Diagnostic:
         return d
     return Diagnostic(
         d.path, d.code, d.name, d.message, d.row, d.column, d.end_row, d.end_column,
-        Fix(d.fix.message, d.fix.applicability, ()), d.help, list(d.edits), d.data,
+        Fix(d.fix.message, d.fix.applicability, ()), d.help, list(d.edits), d.data, d.cell,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -9,6 +10,8 @@ import click
 
 from trainlint import __version__
 from trainlint.config import ConfigError, resolve
+from trainlint.diagnostic import internal
+from trainlint.docs import page
 from trainlint.registry import SelectorError, all_rules, by_code
 from trainlint.report import FORMATS
 from trainlint.runner import Options, Runner
@@ -55,6 +58,12 @@ def main() -> None:
 )
 @click.option("-o", "--output-file", type=click.Path(path_type=Path), help="Write the report to this file.")
 @click.option("--statistics", is_flag=True, help="Print the number of diagnostics per rule.")
+@click.option("--show-fixes", is_flag=True, help="List the fixes that were applied, per file and rule.")
+@click.option(
+    "--add-noqa",
+    is_flag=True,
+    help="Add a `# noqa: CODE` comment for every current diagnostic (adopting trainlint).",
+)
 @click.option("--exit-zero", is_flag=True, help="Exit 0 even when diagnostics remain.")
 @click.option("--config", type=click.Path(path_type=Path), help="Read settings from this TOML file.")
 @click.option(
@@ -79,13 +88,16 @@ def main() -> None:
     "current directory; also TRAINLINT_CACHE_DIR).",
 )
 def check(paths, fix, unsafe_fixes, diff, select, ignore, extend_select, output_format,
-          output_file, statistics, exit_zero, config, verify, jobs, no_cache, cache_dir) -> None:
+          output_file, statistics, show_fixes, add_noqa, exit_zero, config, verify, jobs, no_cache, cache_dir) -> None:
     """Lint PATHS (files or directories; default: the current directory)."""
     from trainlint.report import text as text_report
 
     paths = list(paths) or [Path(".")]
+    color = False if os.environ.get("NO_COLOR") else None  # None: only on a terminal
     if verify and not (fix or diff):
         raise click.UsageError("--verify decides which fixes to apply: use it with --fix or --diff")
+    if add_noqa and (fix or diff):
+        raise click.UsageError("--add-noqa suppresses what remains: run --fix first, then --add-noqa")
     try:
         settings = resolve(config, paths)
         verify_settings = _verify_settings(settings, "auto") if verify else None
@@ -111,6 +123,8 @@ def check(paths, fix, unsafe_fixes, diff, select, ignore, extend_select, output_
         sys.exit(EXIT_ERROR)
 
     run = runner.run(paths)
+    if add_noqa:
+        _add_noqa(run)
     if diff:
         for outcome in run.outcomes:
             if outcome.diff:
@@ -123,18 +137,57 @@ def check(paths, fix, unsafe_fixes, diff, select, ignore, extend_select, output_
         rendered = text_report.statistics(run)
     else:
         rendered = FORMATS[output_format](run, fix)
+    if show_fixes:
+        if output_format in ("text", "concise") or output_file is not None:
+            rendered += text_report.fixes(run)
+        else:
+            click.echo(text_report.fixes(run), err=True, nl=False, color=color)
     if output_file is not None:
         try:
-            output_file.write_text(rendered, encoding="utf-8")
+            output_file.write_text(click.unstyle(rendered), encoding="utf-8")
         except OSError as exc:
             click.echo(f"trainlint: error: {output_file}: cannot write the report: {exc.strerror}", err=True)
             sys.exit(EXIT_ERROR)
     else:
-        click.echo(rendered, nl=False)
+        click.echo(rendered, nl=False, color=color)
     remaining = run.diagnostics
     if any(d.is_error for d in remaining):
         sys.exit(EXIT_ERROR)
     sys.exit(EXIT_DIAGNOSTICS if remaining and not exit_zero else EXIT_CLEAN)
+
+
+def _add_noqa(run) -> None:
+    """Suppress every remaining diagnostic in its file; they no longer count afterwards."""
+    from trainlint.engine import SourceError, decode
+    from trainlint.runner import write_atomically
+    from trainlint.suppress import add_noqa
+
+    added = 0
+    for outcome in run.outcomes:
+        wanted = [d for d in outcome.diagnostics if not d.is_error]
+        if not wanted:
+            continue
+        path = Path(outcome.path)
+        if path.suffix == ".ipynb":
+            click.echo(f"trainlint: {outcome.path}: --add-noqa does not edit notebooks", err=True)
+            continue
+        try:
+            data = path.read_bytes()
+            source = decode(data)
+        except (OSError, SourceError) as exc:
+            click.echo(f"trainlint: error: {outcome.path}: cannot add noqa comments: {exc}", err=True)
+            continue
+        text, count = add_noqa(source.text, wanted)
+        if not count:
+            continue
+        problem = write_atomically(path, data, text.encode(source.encoding))
+        if problem:
+            outcome.diagnostics.append(internal(outcome.path, problem))
+            continue
+        added += count
+        done = {(d.row, d.code) for d in wanted}
+        outcome.diagnostics = [d for d in outcome.diagnostics if (d.row, d.code) not in done]
+    click.echo(f"Added {added} noqa directive{'' if added == 1 else 's'}.", err=True)
 
 
 @main.command()
@@ -149,11 +202,7 @@ def rule(code: str | None, show_all: bool) -> None:
     except SelectorError as exc:
         click.echo(f"trainlint: error: {exc}", err=True)
         sys.exit(EXIT_ERROR)
-    pages = []
-    for r in rules:
-        fix = r.fix_applicability.value if r.fix_applicability else "none"
-        pages.append(f"# {r.code} {r.name}\n\nFix: {fix}. Enabled by default: "
-                     f"{'yes' if r.default_enabled else 'no'}.\n\n{r.documentation()}\n")
+    pages = [page(r) for r in rules]
     click.echo("\n".join(pages), nl=False)
 
 

@@ -32,10 +32,20 @@ class Diagnostic:
     help: str | None = None
     edits: list[Edit] = field(default_factory=list)
     data: dict | None = None
+    cell: int | None = None  # notebooks: the cell's position; rows count from its start
 
     @property
     def sort_key(self) -> tuple:
-        return (self.path, self.row, self.column, self.code)
+        return (self.path, self.cell or 0, self.row, self.column, self.code)
+
+    @property
+    def cell_message(self) -> str:
+        """The message, naming the notebook cell for formats that have no place for it."""
+        return self.message if self.cell is None else f"cell {self.cell}: {self.message}"
+
+    @property
+    def full_message(self) -> str:
+        return self.cell_message if not self.help else f"{self.cell_message}\nhelp: {self.help}"
 
     @property
     def is_error(self) -> bool:

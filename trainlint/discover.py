@@ -9,7 +9,7 @@ from pathlib import Path
 DEFAULT_EXCLUDES = (
     ".git", ".venv", "venv", "build", "dist", "__pycache__", "node_modules", "site-packages",
 )
-EXTENSIONS = (".py",)
+EXTENSIONS = (".py", ".ipynb")
 
 
 class Discovery:
@@ -17,6 +17,7 @@ class Discovery:
         self.root = root
         self.patterns = [*DEFAULT_EXCLUDES, *excludes]
         self.missing: list[Path] = []
+        self.unreadable: list[tuple[Path, str]] = []  # directories that cannot be listed
 
     def excluded(self, path: Path) -> bool:
         name = path.name
@@ -45,7 +46,10 @@ class Discovery:
     def _walk(self, top: Path) -> list[Path]:
         out = []
         real_top = top.resolve()
-        for directory, dirnames, filenames in os.walk(top):
+        def unreadable(exc: OSError) -> None:
+            self.unreadable.append((Path(exc.filename), exc.strerror or str(exc)))
+
+        for directory, dirnames, filenames in os.walk(top, onerror=unreadable):
             base = Path(directory)
             dirnames[:] = sorted(
                 d for d in dirnames if not self.excluded(base / d) and not (base / d).is_symlink()

@@ -16,6 +16,7 @@ from trainlint import engine
 from trainlint.config import Settings
 from trainlint.diagnostic import Diagnostic, internal
 from trainlint.discover import Discovery
+from trainlint.notebook import Notebook, NotebookError
 from trainlint.registry import matching, select
 from trainlint.rule import Applicability, Rule
 
@@ -134,6 +135,9 @@ class Runner:
         outcomes = [
             FileOutcome(display_path(p), [internal(display_path(p), "no such file or directory")])
             for p in discovery.missing
+        ] + [
+            FileOutcome(display_path(d), [internal(display_path(d), f"cannot read the directory: {why}")])
+            for d, why in discovery.unreadable
         ]
         stats = Stats(files=len(files))
         results: list[FileOutcome | None] = [None] * len(files)
@@ -241,30 +245,40 @@ class Runner:
             except OSError as exc:
                 return FileOutcome(shown, [internal(shown, f"cannot read: {exc.strerror or exc}")])
         rules = self.rules_for(path)
+        try:
+            unit = _NotebookFile(data) if path.suffix == ".ipynb" else _PythonFile(data)
+        except NotebookError as exc:
+            return FileOutcome(shown, [internal(shown, exc.message)])
         if not (self.options.fix or self.options.diff):
-            result = engine.lint(shown, data, rules, want_edits=self.options.want_edits)
-            return FileOutcome(shown, result.diagnostics, parsed=result.parsed)
+            result = engine.lint(shown, unit.code, rules, want_edits=self.options.want_edits)
+            return FileOutcome(shown, unit.located(result.diagnostics), parsed=result.parsed)
         if self.options.verify:
-            fixed = self._fix_verified(shown, data, rules)
+            fixed = self._fix_verified(shown, unit.code, rules)
         else:
-            fixed = engine.fix(shown, data, rules, self.unsafe)
-        outcome = FileOutcome(
-            shown, fixed.remaining.diagnostics, fixed.applied, parsed=fixed.remaining.parsed
-        )
-        if fixed.data == data:
-            return outcome
-        if self.options.diff:
-            outcome.diff = _unified_diff(shown, data, fixed.data)
-            outcome.diagnostics = engine.lint(shown, data, rules).diagnostics
-            outcome.fixed = []
-            return outcome
-        problem = write_atomically(path, data, fixed.data)
-        if problem:
-            outcome.diagnostics = engine.lint(shown, data, rules).diagnostics
-            outcome.diagnostics.append(internal(shown, problem))
-            outcome.fixed = []
-        return outcome
-
+            fixed = engine.fix(shown, unit.code, rules, self.unsafe)
+        if fixed.data == unit.code:
+            return FileOutcome(
+                shown, unit.located(fixed.remaining.diagnostics), parsed=fixed.remaining.parsed
+            )
+        try:
+            new = unit.rebuilt(fixed.data)
+            remaining = unit.rebuilt_unit(new).located(fixed.remaining.diagnostics)
+        except NotebookError as exc:
+            problem = exc.message
+        else:
+            outcome = FileOutcome(
+                shown, remaining, unit.located(fixed.applied), parsed=fixed.remaining.parsed
+            )
+            if self.options.diff:
+                outcome.diff = _unified_diff(shown, data, new)
+                outcome.diagnostics = unit.located(engine.lint(shown, unit.code, rules).diagnostics)
+                outcome.fixed = []
+                return outcome
+            problem = write_atomically(path, data, new)
+            if not problem:
+                return outcome
+        diagnostics = unit.located(engine.lint(shown, unit.code, rules).diagnostics)
+        return FileOutcome(shown, diagnostics + [internal(shown, problem)])
 
     def _fix_verified(self, shown: str, data: bytes, rules) -> engine.FixResult:
         from trainlint.harness.verify import fix_key, verify_file
@@ -276,6 +290,38 @@ class Runner:
             return d.fix.applicability is Applicability.SAFE or fix_key(d) in confirmed
 
         return engine.fix(shown, data, rules, unsafe=True, accept=accept)
+
+
+class _PythonFile:
+    """A Python file: linted as it is."""
+
+    def __init__(self, data: bytes) -> None:
+        self.code = data
+
+    def located(self, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+        return diagnostics
+
+    def rebuilt(self, fixed: bytes) -> bytes:
+        """The file's new bytes, given the fixed code."""
+        return fixed
+
+    def rebuilt_unit(self, data: bytes) -> _PythonFile:
+        """The same kind of file holding `data` (to locate diagnostics of the fixed code)."""
+        return type(self)(data)
+
+
+class _NotebookFile(_PythonFile):
+    """A notebook: linted as its code cells, with rows and fixes mapped back to cells."""
+
+    def __init__(self, data: bytes) -> None:
+        self.notebook = Notebook(data)
+        super().__init__(self.notebook.python.encode("utf-8"))
+
+    def located(self, diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+        return [self.notebook.locate(d) for d in diagnostics]
+
+    def rebuilt(self, fixed: bytes) -> bytes:
+        return self.notebook.with_python(fixed.decode("utf-8"))
 
 
 # ------------------------------------------------------------------ worker processes

@@ -18,6 +18,7 @@ from trainlint.runner import Run
 
 FORMATS: dict[str, Callable[[Run, bool], str]] = {
     "text": text_report.render,
+    "concise": text_report.render_concise,
     "json": lambda run, fixing: json_report.render(run),
     "sarif": sarif_report.render,
     "github": github_report.render,

@@ -28,7 +28,7 @@ def annotation(d: Diagnostic) -> str:
         ("endLine", str(d.end_row)),
         ("endColumn", str(d.end_column)),
     ]
-    message = d.message if not d.help else f"{d.message}\nhelp: {d.help}"
+    message = d.full_message
     joined = ",".join(f"{key}={escape_property(value)}" for key, value in props)
     return f"::error {joined}::{escape_data(message)}"
 

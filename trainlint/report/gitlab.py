@@ -22,7 +22,7 @@ def fingerprint(d: Diagnostic, rank: int) -> str:
 
 
 def issue(d: Diagnostic, rank: int) -> dict:
-    description = f"{d.code} {d.message}"
+    description = f"{d.code} {d.cell_message}"
     return {
         "type": "issue",
         "check_name": d.code,

@@ -6,6 +6,7 @@ import json
 import os
 
 from trainlint.diagnostic import Diagnostic
+from trainlint.docs import rule_url
 from trainlint.runner import Run
 
 
@@ -37,8 +38,9 @@ def diagnostic_object(d: Diagnostic) -> dict:
         "end_location": _location(d.end_row, d.end_column),
         "fix": fix,
         "help": d.help,
-        "url": None,
+        "url": rule_url(d.code),
         "noqa_row": d.row,
+        "cell": d.cell,
     }
 
 

@@ -32,11 +32,11 @@ def _testcase(parent: ET.Element, d: Diagnostic) -> None:
         line=str(d.row),
         column=str(d.column),
     )
-    body = f"{d.path}:{d.row}:{d.column}: {d.code} {d.message}"
+    body = f"{d.path}:{d.row}:{d.column}: {d.code} {d.cell_message}"
     if d.help:
         body += f"\nhelp: {d.help}"
     kind = "error" if d.is_error else "failure"
-    ET.SubElement(case, kind, message=_x(d.message), type=d.code).text = _x(body)
+    ET.SubElement(case, kind, message=_x(d.cell_message), type=d.code).text = _x(body)
 
 
 def render(run: Run, fixing: bool = False) -> str:

@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 from trainlint import __version__
 from trainlint.diagnostic import INTERNAL_CODE, Diagnostic
+from trainlint.docs import rule_url
 from trainlint.registry import all_rules
 from trainlint.runner import Run
 
@@ -46,9 +47,7 @@ def rule_descriptor(rule) -> dict:
             "tags": ["pytorch", "correctness"],
         },
     }
-    url = getattr(rule, "url", None)
-    if isinstance(url, str) and url:
-        descriptor["helpUri"] = url
+    descriptor["helpUri"] = rule_url(rule.code)
     return descriptor
 
 
@@ -67,7 +66,7 @@ def result(d: Diagnostic, index: dict[str, int]) -> dict:
     out = {
         "ruleId": d.code,
         "level": "error",
-        "message": {"text": d.message if not d.help else f"{d.message}\nhelp: {d.help}"},
+        "message": {"text": d.full_message},
         "locations": [
             {
                 "physicalLocation": {

@@ -1,8 +1,11 @@
-"""Human-readable output: one line per diagnostic, then a summary."""
+"""Human-readable output: each diagnostic with its source line, or one line each (concise)."""
 
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
+
+import click
 
 from trainlint.diagnostic import Diagnostic
 from trainlint.runner import Run
@@ -12,14 +15,96 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
+def where(d: Diagnostic) -> str:
+    cell = f"cell {d.cell}:" if d.cell is not None else ""
+    return f"{d.path}:{cell}{d.row}:{d.column}"
+
+
 def line(d: Diagnostic, unsafe: bool) -> str:
     mark = " [*]" if d.fixable(unsafe) else ""
-    return f"{d.path}:{d.row}:{d.column}: {d.code}{mark} {d.message}"
+    code = click.style(d.code, fg="red", bold=True)
+    return f"{click.style(where(d), bold=True)}: {code}{mark} {d.message}"
+
+
+def render_concise(run: Run, fixing: bool) -> str:
+    out = [line(d, run.unsafe) for d in run.diagnostics]
+    out.append(summary(run, fixing))
+    return "\n".join(out) + "\n"
 
 
 def render(run: Run, fixing: bool) -> str:
-    out = [line(d, run.unsafe) for d in run.diagnostics]
-    out.append(summary(run, fixing))
+    """Like ruff's full format: the location line, the source line with carets, help."""
+    sources = _Sources()
+    blocks = []
+    for d in run.diagnostics:
+        block = [line(d, run.unsafe)]
+        text = sources.line(d)
+        if text is not None:
+            block += _snippet(d, text)
+        if d.help:
+            block.append(f"  {click.style('= help:', fg='cyan', bold=True)} {d.help}")
+        blocks.append("\n".join(block) + "\n")
+    blocks.append(summary(run, fixing) + "\n")
+    return "\n".join(blocks)
+
+
+def _snippet(d: Diagnostic, text: str) -> list[str]:
+    number = str(d.row)
+    gutter = " " * len(number)
+    text = text.expandtabs(1)  # one column per character, as the column numbers count
+    start = max(d.column - 1, 0)
+    end = d.end_column - 1 if d.end_row == d.row else len(text.rstrip())
+    carets = "^" * max(end - start, 1)
+    bar = click.style("|", fg="blue", bold=True)
+    return [
+        f" {gutter} {bar}",
+        f" {click.style(number, fg='blue', bold=True)} {bar} {text}",
+        f" {gutter} {bar} {' ' * start}{click.style(carets, fg='red', bold=True)}",
+    ]
+
+
+class _Sources:
+    """Lines of the linted files, read once each when the report is printed."""
+
+    def __init__(self) -> None:
+        self._lines: dict[tuple[str, int | None], list[str] | None] = {}
+
+    def line(self, d: Diagnostic) -> str | None:
+        key = (d.path, d.cell)
+        if key not in self._lines:
+            self._lines[key] = _read_lines(d.path, d.cell)
+        lines = self._lines[key]
+        if lines is None or not 1 <= d.row <= len(lines):
+            return None
+        return lines[d.row - 1]
+
+
+def _read_lines(path: str, cell: int | None) -> list[str] | None:
+    from trainlint.engine import SourceError, decode
+    from trainlint.notebook import Notebook, NotebookError
+
+    try:
+        data = Path(path).read_bytes()
+        if cell is not None:
+            return Notebook(data).source_lines(cell)
+        return decode(data).text.splitlines()
+    except (OSError, SourceError, NotebookError):
+        return None
+
+
+def fixes(run: Run) -> str:
+    """What --fix changed, per file and rule (--show-fixes)."""
+    if not run.fixed:
+        return "No errors were fixed.\n"
+    out = [f"Fixed {_plural(len(run.fixed), 'error')}:"]
+    by_file: dict[str, Counter] = {}
+    names = {}
+    for d in run.fixed:
+        by_file.setdefault(d.path, Counter())[d.code] += 1
+        names[d.code] = d.name
+    for path, counts in by_file.items():
+        out.append(f"- {path}:")
+        out += [f"    {n} × {code} ({names[code]})" for code, n in sorted(counts.items())]
     return "\n".join(out) + "\n"
 
 
