@@ -3,11 +3,14 @@
     python bench/run.py CORPUS [--jobs N] [--sample K] [--skip-jobs1] [--no-breakdown]
 
 Prints, in one run: the single-process bare `libcst.parse_module` time of every file, the
-prefilter's reach (files parsed vs skipped, files per rule), trainlint cold `--jobs 1
---no-cache`, cold with all cores (empty cache), warm, one file changed, peak memory, a
-per-stage and per-rule time breakdown, `ruff --select B006` and `flake8 --select B006` when
-installed, and the ratios that issue 6 sets as goals. Wall times depend on what else runs on
-the machine, so CPU times (user+sys, workers included) and the load average are printed too.
+prefilter's reach (files skipped by the text prefilter, skipped by the ast screen, parsed
+by LibCST; files and time per rule for both), trainlint cold `--jobs 1 --no-cache`, cold
+with all cores (empty cache), warm, one file changed, peak memory, a per-stage (read,
+decode, text prefilter, ast parse, ast index, screens, LibCST parse, traversal, rules,
+positions, process start-up) and per-rule time breakdown, `ruff --select B006` and
+`flake8 --select B006` when installed, and the ratios that issue 6 sets as goals. Wall
+times depend on what else runs on the machine, so CPU times (user+sys, workers included)
+and the load average are printed too.
 
 The corpus is copied to a temporary directory first (one file of the copy gets edited);
 the original is only read.
@@ -65,6 +68,7 @@ from trainlint.discover import Discovery
 from trainlint.imports import ImportTable
 from trainlint.registry import select
 from trainlint.runner import Options, Runner
+from trainlint.screen import AstIndex
 
 CLI = [sys.executable, "-c", "import sys; from trainlint.cli import main; sys.exit(main())"]
 
@@ -156,28 +160,76 @@ def bare_parse(files: list[Path]) -> dict:
     return {"wall": time.perf_counter() - t0, "cpu": cpu_self() - c0, "failed": failed}
 
 
-def prefilter(files: list[Path], rules) -> tuple[int, collections.Counter]:
-    per_rule: collections.Counter = collections.Counter()
-    parsed = 0
+def prefilter(files: list[Path], rules) -> dict:
+    """Which files and rules the text prefilter and the ast screen let through, and what
+    each costs per rule (serial, in-process; the engine's own `select_rules` steps)."""
+    out = {
+        "files": 0, "unreadable": 0, "by_prefilter": 0, "by_screen": 0, "unscreened": 0,
+        "parsed": 0, "text": collections.Counter(), "screen": collections.Counter(),
+        "text_t": collections.defaultdict(float), "screen_t": collections.defaultdict(float),
+        "ast_t": 0.0, "index_t": 0.0,
+    }
+    clock = time.perf_counter
     for path in files:
+        out["files"] += 1
         try:
-            text = engine.decode(path.read_bytes()).text
+            source = engine.decode(path.read_bytes())
         except engine.SourceError:
+            out["unreadable"] += 1
             continue
-        hits = [r.code for r in rules if r.may_apply(text)]
-        per_rule.update(hits)
-        parsed += bool(hits)
-    return parsed, per_rule
+        text = source.text
+        runnable = []
+        for rule in rules:
+            t = clock()
+            hit = rule.may_apply(text)
+            out["text_t"][rule.code] += clock() - t
+            if hit:
+                runnable.append(rule)
+                out["text"][rule.code] += 1
+        if not runnable:
+            out["by_prefilter"] += 1
+            continue
+        t = clock()
+        try:
+            tree = engine.syntax_tree(source)
+        except engine.SourceError:
+            tree = None
+        out["ast_t"] += clock() - t
+        if tree is None:  # CPython cannot parse it: every rule runs
+            out["unscreened"] += 1
+            out["parsed"] += 1
+            out["screen"].update(r.code for r in runnable)
+            continue
+        t = clock()
+        index = AstIndex(tree, text)
+        out["index_t"] += clock() - t
+        remaining = 0
+        for rule in runnable:
+            t = clock()
+            hit = rule.screen(index)
+            out["screen_t"][rule.code] += clock() - t
+            if hit:
+                remaining += 1
+                out["screen"][rule.code] += 1
+        if remaining:
+            out["parsed"] += 1
+        else:
+            out["by_screen"] += 1
+    return out
 
 
-def breakdown(files: list[Path], root: Path) -> tuple[dict, dict, collections.Counter]:
+def breakdown(
+    files: list[Path], root: Path, selected: list[str] | None = None
+) -> tuple[dict, dict, collections.Counter]:
     """An in-process serial lint with every stage and every rule handler timed."""
     stages: dict[str, float] = collections.defaultdict(float)
     rules_t: dict[str, float] = collections.defaultdict(float)
     reached: collections.Counter = collections.Counter()
     clock = time.perf_counter
-    saved = (engine.parse, engine.check_syntax, engine._locate, ImportTable.of_module,
-             engine._Dispatcher._call, engine.decode)
+    names = ("parse", "check_syntax", "_locate", "decode", "select_rules", "syntax_tree",
+             "screen", "AstIndex", "run_rules")
+    saved = {name: getattr(engine, name) for name in names}
+    saved_table, saved_call = ImportTable.of_module, engine._Dispatcher._call
 
     def timed(name, fn):
         def wrapper(*a, **k):
@@ -200,21 +252,23 @@ def breakdown(files: list[Path], root: Path) -> tuple[dict, dict, collections.Co
             rules_t[rule.code] += clock() - t
         return descend
 
-    real_run_rules = engine.run_rules
-
     def run_rules(module, rules):
         reached.update(r.code for r in rules)
-        return real_run_rules(module, rules)
+        return saved["run_rules"](module, rules)
 
-    engine.parse = timed("parse (LibCST)", saved[0])
-    engine.check_syntax = timed("syntax check of skipped files (ast)", saved[1])
-    engine._locate = timed("positions + fix edits (reported files only)", saved[2])
-    engine.decode = timed("decode", saved[5])
-    ImportTable.of_module = classmethod(timed("import table", saved[3].__func__))
+    engine.parse = timed("parse (LibCST)", saved["parse"])
+    engine.check_syntax = timed("syntax check, prefiltered-out files (ast)", saved["check_syntax"])
+    engine.syntax_tree = timed("ast parse, prefiltered-in files", saved["syntax_tree"])
+    engine.AstIndex = timed("ast index", saved["AstIndex"])
+    engine.screen = timed("ast screens", saved["screen"])
+    engine.select_rules = timed("select_rules", saved["select_rules"])
+    engine._locate = timed("positions + fix edits (reported files only)", saved["_locate"])
+    engine.decode = timed("decode", saved["decode"])
+    ImportTable.of_module = classmethod(timed("import table", saved_table.__func__))
     engine._Dispatcher._call = call
     engine.run_rules = timed("traversal + rules", run_rules)
     try:
-        runner = Runner(Settings(root=root), Options(jobs=1, cache=False))
+        runner = Runner(Settings(root=root), Options(select=selected, jobs=1, cache=False))
         t0 = clock()
         for path in files:
             t = clock()
@@ -223,10 +277,10 @@ def breakdown(files: list[Path], root: Path) -> tuple[dict, dict, collections.Co
             runner.run_file(path, data)
         stages["total"] = clock() - t0
     finally:
-        (engine.parse, engine.check_syntax, engine._locate, _, engine._Dispatcher._call,
-         engine.decode) = saved
-        ImportTable.of_module = saved[3]
-        engine.run_rules = real_run_rules
+        for name, fn in saved.items():
+            setattr(engine, name, fn)
+        ImportTable.of_module = saved_table
+        engine._Dispatcher._call = saved_call
     return stages, rules_t, reached
 
 
@@ -237,9 +291,13 @@ def main() -> None:
     ap.add_argument("--sample", type=int, default=1, help="breakdown on every K-th file (default 1: all)")
     ap.add_argument("--skip-jobs1", action="store_true", help="skip the serial cold run")
     ap.add_argument("--no-breakdown", action="store_true")
+    ap.add_argument("--select", default=None,
+                    help="rule codes or prefixes (comma list) instead of the default rules, "
+                         "passed to every trainlint run (e.g. TL0 for the seed rules)")
     args = ap.parse_args()
 
     corpus = args.corpus.resolve()
+    selected = [c.strip() for c in args.select.split(",")] if args.select else None
     files = Discovery(corpus, []).files([corpus])
     size = sum(p.stat().st_size for p in files)
     lines = sum(p.read_bytes().count(b"\n") for p in files)
@@ -268,10 +326,11 @@ def main() -> None:
         bare = bare_parse(files)
         show("bare libcst.parse_module, 1 process", bare, f"   ({bare['failed']} failed)")
 
-        rules = select(None, [], [])
-        parsed, per_rule = prefilter(files, rules)
+        rules = select(selected, [], [])
 
         common = ["check", ".", "--exit-zero", "--output-format", "json"]
+        if selected:
+            common += ["--select", ",".join(selected)]
         jobs1 = None
         if not args.skip_jobs1:
             jobs1 = run_cli(common + ["--jobs", "1", "--no-cache"], work)
@@ -305,15 +364,25 @@ def main() -> None:
         if flake8:
             show("flake8 --select B006", flake8)
 
-        print("\n== prefilter (raw-text conditions of the default rules)")
-        print(f"  files parsed by LibCST {parsed}, skipped {len(files) - parsed} "
-              f"({(len(files) - parsed) / max(1, len(files)):.0%} skipped)")
-        print("  files each rule lets through: " + ", ".join(
-            f"{r.code} {per_rule[r.code]}" for r in rules))
+        which = "rules " + ",".join(selected) if selected else "default rules"
+        print(f"\n== prefilter (text conditions, then ast screens, of the {which}; serial)")
+        pre = prefilter(files, rules)
+        n = max(1, pre["files"])
+        print(f"  files {pre['files']}: skipped by the text prefilter {pre['by_prefilter']} "
+              f"({pre['by_prefilter'] / n:.0%}), by the ast screen {pre['by_screen']} "
+              f"({pre['by_screen'] / n:.0%}), parsed by LibCST {pre['parsed']} "
+              f"({pre['parsed'] / n:.0%}; {pre['unscreened']} that CPython cannot parse, "
+              f"unscreened); unreadable {pre['unreadable']}")
+        print(f"  ast parse of prefiltered-in files {pre['ast_t']:.2f} s, ast index "
+              f"{pre['index_t']:.2f} s")
+        print("  per rule: files through text / through screen, time text / screen:")
+        for r in rules:
+            print(f"    {r.code}  {pre['text'][r.code]:5d} / {pre['screen'][r.code]:5d}   "
+                  f"{pre['text_t'][r.code]:6.2f} s / {pre['screen_t'][r.code]:6.2f} s")
 
         if not args.no_breakdown:
             sample = files[:: args.sample]
-            stages, rule_t, reached = breakdown(sample, work)
+            stages, rule_t, reached = breakdown(sample, work, selected)
             total = stages.pop("total")
             note = "" if args.sample == 1 else f" (1 file in {args.sample}: {len(sample)} files)"
             print(f"\n== where the time goes, serial in-process{note}: total {total:.2f} s")
@@ -321,8 +390,15 @@ def main() -> None:
             rules_sum = sum(rule_t.values())
             stages["traversal + rules"] = traversal - rules_sum - stages.get("import table", 0.0)
             stages["rule handlers"] = rules_sum
-            order = ["read", "decode", "syntax check of skipped files (ast)", "parse (LibCST)",
-                     "import table", "traversal + rules", "rule handlers",
+            # select_rules minus its timed parts: the text prefilter (and check_syntax's
+            # LibCST confirmation, rare)
+            stages["text prefilter"] = stages.pop("select_rules", 0.0) - sum(
+                stages.get(k, 0.0) for k in ("syntax check, prefiltered-out files (ast)",
+                                             "ast parse, prefiltered-in files", "ast index",
+                                             "ast screens"))
+            order = ["read", "decode", "text prefilter", "syntax check, prefiltered-out files (ast)",
+                     "ast parse, prefiltered-in files", "ast index", "ast screens",
+                     "parse (LibCST)", "import table", "traversal + rules", "rule handlers",
                      "positions + fix edits (reported files only)"]
             for name in order:
                 label = "traversal (dispatch, no rule code)" if name == "traversal + rules" else name

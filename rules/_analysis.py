@@ -29,6 +29,108 @@ def mutable_default_pattern(constructors: str = r"list|dict|set") -> re.Pattern[
     )
 
 
+def mutable_default_anchor(constructors: str = r"list|dict|set") -> re.Pattern[str]:
+    """The `=[` / `={` / `=list(` part of `mutable_default_pattern`, alone."""
+    return re.compile(rf"=\s*(?:\[|\{{|(?:{constructors})\s*\()")
+
+
+_DEF_HEAD = re.compile(r"\bdef\s+\w+\s*\Z")
+_WORDS_AND_SPACES = re.compile(r"[\s\w]*")
+_COMMA_END = re.compile(r",[ \t]*(?:#[^\n]*)?$", re.M)
+_PAREN_END = re.compile(r"\)\s*(?:->[^\n]*)?:[ \t]*(?:#[^\n]*)?$", re.M)
+
+
+def may_have_mutable_default(text: str, anchor: re.Pattern[str]) -> bool:
+    """A cheap necessary condition for `mutable_default_pattern(...).search(text)`, where
+    `anchor` is the matching `mutable_default_anchor(...)`.
+
+    The pattern backtracks over every line of the file (seconds on a large corpus). Here
+    only the few `=[`-like spots are looked at: the `=` is preceded on its line by
+    `lambda`, or by a `(` that ends `def name`, or it is the first `=` on its line and
+    after it the line ends with `,` or with `)` and a `:` (a signature's end), comments
+    allowed. Every match of the pattern passes this test (it may accept a little more).
+    """
+    for m in anchor.finditer(text):
+        eq = m.start()
+        line_start = text.rfind("\n", 0, eq) + 1
+        before = text[line_start:eq]
+        if "lambda" in before:
+            return True
+        paren = before.find("(")
+        while paren >= 0:
+            if _ends_def_head(text, line_start + paren):
+                return True
+            paren = before.find("(", paren + 1)
+        if "=" in before:
+            continue
+        end = text.find("\n", m.end())
+        if end < 0:
+            end = len(text)
+        for char, tail in ((",", _COMMA_END), (")", _PAREN_END)):
+            i = text.find(char, m.end(), end)
+            while i >= 0:
+                if tail.match(text, i):
+                    return True
+                i = text.find(char, i + 1, end)
+    return False
+
+
+def _ends_def_head(text: str, paren: int) -> bool:
+    """Whether `def name` (any whitespace) ends right before position `paren`."""
+    lo = paren - 256
+    while True:
+        lo = max(lo, 0)
+        if _DEF_HEAD.search(text, lo, paren):
+            return True
+        # a match ending at paren is all words and spaces, so it can only start before lo
+        # when everything from lo to paren is
+        if lo == 0 or _WORDS_AND_SPACES.fullmatch(text, lo, paren) is None:
+            return False
+        lo -= 4096
+
+
+# Characters that Python's case-insensitive matching equates with an ASCII letter although
+# `str.lower()` does not turn them into it (long s, dotless i, Kelvin sign...).
+_FOLDING_EXCEPTIONS = ("\u017f", "\u0131", "\u0130", "\u212a")
+
+
+def windowed_search(pattern: re.Pattern[str], text: str, anchors: tuple[str, ...], width: int) -> bool:
+    """`pattern.search(text) is not None`, computed around the anchors only.
+
+    For a pattern whose every match contains one of `anchors` (lowercase; compared
+    case-insensitively) and is at most `width` characters long. Lookbehinds see the whole
+    text; the windows leave `width` characters on each side of an anchor for lookaheads.
+    A case-insensitive pattern scans every position of the text with every alternative,
+    which is slow; the anchors are found with `str.find`.
+    """
+    lowered = text.lower()
+    if len(lowered) != len(text) or any(c in text for c in _FOLDING_EXCEPTIONS):
+        return pattern.search(text) is not None
+    n = len(text)
+    for anchor in anchors:
+        i = lowered.find(anchor)
+        while i >= 0:
+            if pattern.search(text, max(0, i - width), min(n, i + len(anchor) + width)):
+                return True
+            i = lowered.find(anchor, i + 1)
+    return False
+
+
+# --------------------------------------------------------------------------- visitors
+
+
+class Visitor(cst.CSTVisitor):
+    """`cst.CSTVisitor` without per-attribute callbacks (`visit_Call_func`), which no rule
+    uses: LibCST looks them up by name for every field of every node it visits, about a
+    third of the cost of a walk."""
+
+    def on_visit_attribute(self, node: cst.CSTNode, attribute: str) -> None:
+        pass
+
+    def on_leave_attribute(self, original_node: cst.CSTNode, attribute: str) -> None:
+        pass
+
+
 # --------------------------------------------------------------------------- classes
 
 SCHEDULER_MODULE = "torch.optim.lr_scheduler"
@@ -125,7 +227,78 @@ class AttributeWrite:
 
 
 def attribute_writes(cls: cst.ClassDef) -> dict[str, list[AttributeWrite]]:
-    """Every `self.X = ...` / `self.X op= ...` in the class's methods, by attribute."""
+    """Every `self.X = ...` / `self.X op= ...` in the class's methods, by attribute.
+
+    Nested functions are not entered (they have their own `self`), except one named like
+    the method; classes nested in a method are. Only statements can assign, so only the
+    statements are walked, in source order.
+    """
+    try:
+        return _attribute_writes(cls)
+    except TypeError:  # a compound statement this LibCST has and _suites does not know
+        return _attribute_writes_by_visitor(cls)
+
+
+def _attribute_writes(cls: cst.ClassDef) -> dict[str, list[AttributeWrite]]:
+    out: dict[str, list[AttributeWrite]] = {}
+    for name, func in methods(cls).items():
+        for small in _small_statements(func.body, name):
+            if isinstance(small, cst.Assign):
+                for target in small.targets:
+                    for t in _flatten_targets(target.target):
+                        if self_attribute(t):
+                            out.setdefault(t.attr.value, []).append(
+                                AttributeWrite(name, small, t, small.value, False)
+                            )
+            elif isinstance(small, (cst.AnnAssign, cst.AugAssign)):
+                if self_attribute(small.target):
+                    out.setdefault(small.target.attr.value, []).append(
+                        AttributeWrite(name, small, small.target, small.value, isinstance(small, cst.AugAssign))
+                    )
+    return out
+
+
+def _small_statements(suite: cst.CSTNode, method: str) -> Iterator[cst.BaseSmallStatement]:
+    """The small statements under a suite, in source order, entering compound statements,
+    classes and functions named `method` (as `_AttrWrites` walks)."""
+    if isinstance(suite, (cst.SimpleStatementSuite, cst.SimpleStatementLine)):
+        yield from suite.body
+        return
+    for stmt in suite.body if isinstance(suite, cst.IndentedBlock) else ():
+        if isinstance(stmt, cst.SimpleStatementLine):
+            yield from stmt.body
+        elif isinstance(stmt, cst.FunctionDef):
+            if stmt.name.value == method:
+                yield from _small_statements(stmt.body, method)
+        else:
+            for block in _suites(stmt):
+                yield from _small_statements(block, method)
+
+
+def _suites(stmt: cst.CSTNode) -> Iterator[cst.BaseSuite]:
+    """The suites of a compound statement, in source order."""
+    if isinstance(stmt, (cst.If, cst.For, cst.While, cst.With, cst.ClassDef, cst.Else, cst.Finally)):
+        yield stmt.body
+        orelse = getattr(stmt, "orelse", None)
+        if orelse is not None:
+            yield from _suites(orelse)
+    elif isinstance(stmt, (cst.Try, cst.TryStar)):
+        yield stmt.body
+        for handler in stmt.handlers:
+            yield handler.body
+        if stmt.orelse is not None:
+            yield stmt.orelse.body
+        if stmt.finalbody is not None:
+            yield stmt.finalbody.body
+    elif isinstance(stmt, cst.Match):
+        for case in stmt.cases:
+            yield case.body
+    else:
+        raise TypeError(f"unexpected compound statement {type(stmt).__name__}")
+
+
+def _attribute_writes_by_visitor(cls: cst.ClassDef) -> dict[str, list[AttributeWrite]]:
+    """The plain implementation of `attribute_writes` (a full walk), for the tests."""
     out: dict[str, list[AttributeWrite]] = {}
     for name, func in methods(cls).items():
         collector = _AttrWrites(name)
@@ -135,7 +308,7 @@ def attribute_writes(cls: cst.ClassDef) -> dict[str, list[AttributeWrite]]:
     return out
 
 
-class _AttrWrites(cst.CSTVisitor):
+class _AttrWrites(Visitor):
     def __init__(self, method: str) -> None:
         self.method = method
         self.writes: list[AttributeWrite] = []
@@ -196,7 +369,7 @@ def reads_attribute(node: cst.CSTNode, attr: str) -> bool:
     return finder.found
 
 
-class _AttrReads(cst.CSTVisitor):
+class _AttrReads(Visitor):
     def __init__(self, attr: str) -> None:
         self.attr = attr
         self.found = False
@@ -230,7 +403,7 @@ def names_in(node: cst.CSTNode) -> set[str]:
     return collector.names
 
 
-class _Names(cst.CSTVisitor):
+class _Names(Visitor):
     def __init__(self) -> None:
         self.names: set[str] = set()
 
@@ -285,7 +458,7 @@ def straight_line_origin(
     return None
 
 
-class BindingTargets(cst.CSTVisitor):
+class BindingTargets(Visitor):
     """Calls `bind(name)` for every name an assignment, `for`, comprehension, `as` or `:=`
     target binds, unpacking tuples, lists and starred targets. Subclasses decide what to
     record and which other constructs (imports, parameters, nested scopes) count."""
@@ -331,7 +504,7 @@ def binds(node: cst.CSTNode, name: str) -> bool:
     return finder.found
 
 
-class _Binds(cst.CSTVisitor):
+class _Binds(Visitor):
     def __init__(self, name: str) -> None:
         self.name = name
         self.found = False
@@ -391,7 +564,7 @@ def touches(node: cst.CSTNode, name: str) -> list[cst.CSTNode]:
     return finder.found
 
 
-class _Touches(cst.CSTVisitor):
+class _Touches(Visitor):
     def __init__(self, name: str) -> None:
         self.name = name
         self.found: list[cst.CSTNode] = []

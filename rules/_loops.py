@@ -327,3 +327,218 @@ class _Loops(cst.CSTVisitor):
 
     def visit_ClassDef(self, node: cst.ClassDef) -> bool:
         return False
+
+
+# ------------------------------------------------------------------ statements in loops
+
+
+_ROLES_CACHE: list = [None, None]
+
+
+def module_roles(module: cst.Module, imports: ImportTable) -> Roles:
+    """`Roles` of a module, built once per module however many rules ask."""
+    if _ROLES_CACHE[0] is not module:
+        _ROLES_CACHE[:] = [module, Roles(module, imports)]
+    return _ROLES_CACHE[1]
+
+
+@dataclass(frozen=True)
+class Site:
+    """Where an event sits inside a loop."""
+
+    suite: cst.CSTNode  # the innermost block (IndentedBlock / SimpleStatementSuite)
+    statement: cst.CSTNode  # the direct child of `suite` that holds the event
+    # Ids of the enclosing blocks from the loop body down, leaving out `with` blocks: two
+    # events with equal guards run under the same conditions in the same iteration.
+    guards: tuple[int, ...]
+    # Owners of the blocks in `guards`, in the same order.
+    owners: tuple[cst.CSTNode, ...]
+
+
+class _Parents(cst.CSTVisitor):
+    def __init__(self, parents: dict[int, cst.CSTNode]) -> None:
+        self.parents = parents
+        self.stack: list[cst.CSTNode] = []
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        if self.stack:
+            self.parents[id(node)] = self.stack[-1]
+        self.stack.append(node)
+        return True
+
+    def on_leave(self, original_node: cst.CSTNode) -> None:
+        self.stack.pop()
+
+
+class LoopSites:
+    """Parent links of the loops a rule visits (built once per outermost loop)."""
+
+    def __init__(self) -> None:
+        self.parents: dict[int, cst.CSTNode] = {}
+
+    def _ensure(self, loop: Loop) -> None:
+        if id(loop.body) not in self.parents:
+            loop.visit(_Parents(self.parents))
+
+    def site(self, loop: Loop, node: cst.CSTNode) -> Site | None:
+        self._ensure(loop)
+        suite = statement = None
+        chain: list[tuple[cst.CSTNode, cst.CSTNode]] = []
+        while node is not loop:
+            parent = self.parents.get(id(node))
+            if parent is None:
+                return None
+            if isinstance(parent, (cst.IndentedBlock, cst.SimpleStatementSuite)):
+                if suite is None:
+                    suite, statement = parent, node
+                owner = self.parents.get(id(parent))
+                if not isinstance(owner, cst.With):
+                    chain.append((parent, owner))
+            node = parent
+        if suite is None:
+            return None
+        chain.reverse()
+        return Site(suite, statement, tuple(id(s) for s, _ in chain), tuple(o for _, o in chain))
+
+    def parent(self, node: cst.CSTNode) -> cst.CSTNode | None:
+        return self.parents.get(id(node))
+
+
+def single_call_statement(statement: cst.CSTNode, call: cst.CSTNode) -> bool:
+    """`statement` is a line holding only the expression statement `call`."""
+    return (
+        isinstance(statement, cst.SimpleStatementLine)
+        and len(statement.body) == 1
+        and isinstance(statement.body[0], cst.Expr)
+        and statement.body[0].value is call
+    )
+
+
+def _owns_comments(lines) -> bool:
+    return any(line.comment is not None for line in lines)
+
+
+def move_after(
+    moved: cst.SimpleStatementLine, anchor: cst.SimpleStatementLine, suite: cst.IndentedBlock
+) -> tuple[tuple[cst.CSTNode, object], ...]:
+    """Edits that move `moved` to just after `anchor` (a later sibling in `suite`).
+
+    Comment lines above `moved` travel with it; blank lines stay where they were when the
+    two statements are adjacent (the edit is then a swap of the two lines).
+    """
+    body = list(suite.body)
+    adjacent = body.index(anchor) == body.index(moved) + 1
+    comments = _owns_comments(moved.leading_lines) or _owns_comments(anchor.leading_lines)
+    if adjacent and not comments:
+        return (
+            (moved, anchor.with_changes(leading_lines=moved.leading_lines)),
+            (anchor, moved.with_changes(leading_lines=anchor.leading_lines)),
+        )
+    keep = moved.leading_lines if _owns_comments(moved.leading_lines) else ()
+    keep = tuple(keep)
+    while keep and keep[0].comment is None:
+        keep = keep[1:]
+    return (
+        (moved, cst.RemovalSentinel.REMOVE),
+        (anchor, cst.FlattenSentinel([anchor, moved.with_changes(leading_lines=keep)])),
+    )
+
+
+def mentions(node: cst.CSTNode, dotted: str) -> bool:
+    """`node` uses the name `dotted` (or an attribute of it)."""
+    found = []
+
+    class _Find(cst.CSTVisitor):
+        def visit_Attribute(self, n: cst.Attribute) -> bool:
+            name = dotted_name(n)
+            if name is None:
+                return True
+            if name == dotted or name.startswith(dotted + "."):
+                found.append(n)
+            return False
+
+        def visit_Name(self, n: cst.Name) -> None:
+            if n.value == dotted:
+                found.append(n)
+
+    node.visit(_Find())
+    return bool(found)
+
+
+_ASSIGN_CACHE: list = [None, None]
+
+
+def assignments(module: cst.Module) -> dict[str, list[cst.Call]]:
+    """Every `name = f(...)` / `self.x = f(...)` in the module: dotted target -> calls."""
+    if _ASSIGN_CACHE[0] is not module:
+        out: dict[str, list[cst.Call]] = {}
+
+        class _Assigns(cst.CSTVisitor):
+            def visit_Assign(self, node: cst.Assign) -> None:
+                if isinstance(node.value, cst.Call):
+                    for target in node.targets:
+                        name = dotted_name(target.target)
+                        if name is not None:
+                            out.setdefault(name, []).append(node.value)
+
+        module.visit(_Assigns())
+        _ASSIGN_CACHE[:] = [module, out]
+    return _ASSIGN_CACHE[1]
+
+
+def constructor_of(
+    module: cst.Module, imports: ImportTable, name: str, role: str
+) -> cst.Call | None:
+    """The first call in the module that builds `name` as an object of `role`."""
+    calls = [
+        c
+        for c in assignments(module).get(name, [])
+        if constructor_role(imports.qualname(c.func)) == role
+    ]
+    return calls[0] if calls else None
+
+
+def first_argument(call: cst.Call, keyword: str) -> cst.BaseExpression | None:
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value == keyword:
+            return arg.value
+    if call.args and call.args[0].keyword is None and call.args[0].star == "":
+        return call.args[0].value
+    return None
+
+
+def innermost_steps(events: list[Event]) -> bool:
+    """No inner loop holds both a backward and an optimizer step by itself."""
+    kinds: dict[int, set[str]] = {}
+    for event in events:
+        for node in event.path:
+            if isinstance(node, (cst.For, cst.While)):
+                kinds.setdefault(id(node), set()).add(event.kind)
+    return not any({BACKWARD, OPTIMIZER_STEP} <= k for k in kinds.values())
+
+
+_FOREIGN = ("paddle", "mindspore", "tensorflow", "jax", "mxnet", "oneflow", "jittor", "megengine")
+
+
+def foreign_framework(imports: ImportTable) -> bool:
+    """The file imports another deep-learning framework and not torch: its `step()`,
+    `backward()` and schedulers follow their own conventions."""
+    heads = {q.split(".", 1)[0] for q in imports.names.values()}
+    return "torch" not in heads and any(f in heads for f in _FOREIGN)
+
+
+def extends_by_loops(site: Site, base: tuple[int, ...]) -> bool:
+    """`site` lies in `base`'s block, or in loops nested in it (no branch in between)."""
+    n = len(base)
+    return site.guards[:n] == base and all(
+        isinstance(o, (cst.For, cst.While)) for o in site.owners[n:]
+    )
+
+
+def call_name(call: cst.Call) -> str | None:
+    func = call.func
+    if isinstance(func, cst.Attribute):
+        return func.attr.value
+    if isinstance(func, cst.Name):
+        return func.value
+    return None

@@ -49,8 +49,11 @@ counter unconditionally on purpose is flagged; suppress it with `# trainlint: ig
 
 from __future__ import annotations
 
+import ast
+
 import libcst as cst
 
+from trainlint import screen as sc
 from trainlint.rule import Applicability, Invalid, Rule, Valid
 from trainlint.rules._analysis import (
     advances,
@@ -211,6 +214,27 @@ class SchedulerCounterReset(Rule):
         ),
     ]
 
+    @classmethod
+    def screen(cls, index: sc.AstIndex) -> bool:
+        """A class with an `__init__` that sets `self.X` to an int, and a step method whose
+        body (top level) assigns an int to the same `self.X`."""
+        for klass in index.nodes(ast.ClassDef):
+            defs = sc.methods(klass)
+            steps = [f for f in defs if is_step_method(f.name)]
+            if not steps:
+                continue
+            counters = {
+                attr
+                for f in defs
+                if f.name == "__init__"
+                for attr in _int_attribute_writes(sc.walk(f))
+            }
+            if counters and any(
+                counters.intersection(_int_attribute_writes(step.body)) for step in steps
+            ):
+                return True
+        return False
+
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
         if not is_scheduler_like(node, self.context.imports, self.context.module):
             return
@@ -249,6 +273,24 @@ class SchedulerCounterReset(Rule):
                     help=f"write `self.{attr} += 1` so the schedule moves forward",
                     data={"attribute": attr, "method": write.method},
                 )
+
+
+def _int_attribute_writes(nodes) -> set[str]:
+    """X of every `self.X = <int>` (also unpacked, annotated or augmented) among nodes."""
+    out = set()
+    for node in nodes:
+        if isinstance(node, ast.Assign):
+            targets = [t for target in node.targets for t in sc.flatten_targets(target)]
+        elif isinstance(node, (ast.AnnAssign, ast.AugAssign)):
+            targets = [node.target]
+        else:
+            continue
+        if sc.int_literal(node.value) is None:
+            continue
+        for t in targets:
+            if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self":
+                out.add(t.attr)
+    return out
 
 
 def _top_level(method: cst.FunctionDef, small: cst.BaseSmallStatement) -> bool:

@@ -80,19 +80,23 @@ seen.
 
 from __future__ import annotations
 
+import ast
 import re
 from typing import Iterator
 
 import libcst as cst
 
+from trainlint import screen as sc
 from trainlint.imports import dotted_name
 from trainlint.rule import Applicability, Fix, Invalid, Rule, Valid
 from trainlint.rules._analysis import (
+    Visitor,
     attribute_writes,
     body_statements,
     int_literal,
     parameter_names,
     straight_line_origin,
+    windowed_search,
 )
 
 SHAPE_METHODS = {"view", "reshape"}
@@ -129,7 +133,7 @@ def _is_config_name(name: str) -> bool:
     return bool(_CONFIG_NAME.search(name))
 
 
-class _FreeNames(cst.CSTVisitor):
+class _FreeNames(Visitor):
     """Names read by an expression: not attribute names, not keyword names."""
 
     def __init__(self) -> None:
@@ -153,7 +157,7 @@ def free_names(node: cst.CSTNode) -> set[str]:
     return collector.names
 
 
-class _SizeReads(cst.CSTVisitor):
+class _SizeReads(Visitor):
     def __init__(self) -> None:
         self.found = False
 
@@ -183,7 +187,7 @@ def _target_names(node: cst.CSTNode) -> Iterator[cst.Name]:
         yield from _target_names(node.value)
 
 
-class _Bindings(cst.CSTVisitor):
+class _Bindings(Visitor):
     """Names bound in one scope (not entering nested functions, classes or lambdas).
 
     `values[name]` lists each binding's value: the expression of a plain `name = value`,
@@ -253,7 +257,7 @@ class _Bindings(cst.CSTVisitor):
         self.nonlocals.update(n.name.value for n in node.names)
 
 
-class _Flow(cst.CSTVisitor):
+class _Flow(Visitor):
     """Straight-line taint: which locals hold values computed from the seeds, at `stop`.
 
     Statements are taken in textual order up to the node `stop`; a later assignment of
@@ -355,6 +359,245 @@ def _sequence(node: cst.BaseExpression) -> list | None:
     return None
 
 
+_SHAPE_TEXT = re.compile(r"(?:view|reshape)\s*\([^)]*?(?<![\w.])(?:[2-9]|[1-9]\d+)(?![\w.])")
+_BATCH_TEXT = re.compile(r"(?i:batch[_-]?s(?:ize|z)|bsi?ze?|(?<![a-z])bs(?![a-z]))")
+_TORCH_RESHAPE = frozenset({"torch.reshape"})
+
+
+def _screen(index: sc.AstIndex) -> bool:
+    """A view/reshape whose leading dimension is batch-size-like, or an integer above 1
+    inside a forward/loss/step function or equal to a configured batch size; or a tensor
+    factory inside `forward` with a batch-size-like dimension. A batch-size-named local
+    (`bs = x.size(0)`) is batch-size-like only when copied from a literal or another
+    batch-size value."""
+    aliases: set[str] | None = None
+    names = _NameOrigins(index)
+
+    def batch_like(node: ast.AST) -> bool:
+        nonlocal aliases
+        if isinstance(node, ast.Name):
+            if is_batch_size_name(node.id):
+                return names.configured(node)
+            if aliases is None:
+                aliases = {
+                    t.id
+                    for a in index.nodes(ast.Assign)
+                    if _ast_batch_size_value(a.value)
+                    for t in a.targets
+                    if isinstance(t, ast.Name)
+                }
+            return node.id in aliases
+        return _ast_named_batch_size(node)
+
+    literals: list[tuple[ast.Call, int]] = []
+    factories: list[ast.Call] = []
+    for call in index.nodes(ast.Call):
+        func = call.func
+        if isinstance(func, ast.Attribute):
+            name = func.attr
+        elif isinstance(func, ast.Name):
+            name = func.id
+        else:
+            continue
+        if name in SHAPE_METHODS or isinstance(func, ast.Name):
+            for leading in _ast_leading_dims(call, index):
+                value = sc.int_literal(leading)
+                if value is not None:
+                    if value > 1:
+                        literals.append((call, value))
+                elif batch_like(leading):
+                    return True
+        if name in FACTORIES or name in NEW_FACTORIES:
+            if any(batch_like(d) for d in _ast_factory_dims(call, name)):
+                factories.append(call)
+    if factories:
+        spans = [sc.span(f) for f in index.functions() if f.name == "forward"]
+        if any(a <= call.lineno <= b for call in factories for a, b in spans):
+            return True
+    if literals:
+        configured = _ast_configured(index)
+        if any(value in configured for _, value in literals):
+            return True
+        spans = [sc.span(f) for f in _ast_data_functions(index)]
+        if any(a <= call.lineno <= b for call, _ in literals for a, b in spans):
+            return True
+    return False
+
+
+class _NameOrigins:
+    """Whether `_batch_size_name` may describe a batch-size-named name: not a local of the
+    innermost function, unless a plain assignment there copies a literal above 1 or another
+    batch-size value (`bs = x.size(0)` is not one)."""
+
+    def __init__(self, index: sc.AstIndex) -> None:
+        self.spans = [(sc.span(f), f) for f in index.functions()]
+        self.locals: dict[int, set[str]] = {}
+        self.copied: dict[int, set[str]] = {}
+
+    def configured(self, name: ast.Name) -> bool:
+        line = name.lineno
+        enclosing = [(span, f) for span, f in self.spans if span[0] <= line <= span[1]]
+        if not enclosing:
+            return True
+        func = max(enclosing, key=lambda e: e[0][0])[1]
+        key = id(func)
+        if key not in self.locals:
+            self.locals[key] = _ast_function_locals(func)
+            self.copied[key] = {
+                node.targets[0].id
+                for node in sc.walk(func)
+                if isinstance(node, ast.Assign)
+                and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name)
+                and ((sc.int_literal(node.value) or 0) > 1 or _ast_batch_size_value(node.value))
+            }
+        return name.id not in self.locals[key] or name.id in self.copied[key]
+
+
+def _ast_function_locals(func: ast.AST) -> set[str]:
+    """The names `_Bindings` finds bound in func (parameters included, nested scopes and
+    comprehensions not entered), less those declared `global`."""
+    args = func.args
+    params = [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]
+    out = {a.arg for a in params if a is not None}
+    declared_global: set[str] = set()
+    stack: list[ast.AST] = list(func.body)
+    nested = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, nested):
+            out.add(node.name)
+            continue
+        if isinstance(node, (ast.Lambda, ast.comprehension)):
+            continue
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            out.add(node.id)
+        elif isinstance(node, ast.alias):
+            out.add(node.asname or node.name.split(".")[0])
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            out.add(node.name)
+        elif isinstance(node, ast.Global):
+            declared_global.update(node.names)
+        stack.extend(ast.iter_child_nodes(node))
+    return out - declared_global
+
+
+def _ast_self_attribute(node: ast.AST) -> bool:
+    dotted = sc.dotted_name(node)
+    return dotted is not None and dotted.startswith("self.")
+
+
+def _ast_leading_dims(call: ast.Call, index: sc.AstIndex) -> list[ast.AST]:
+    """The leading dimension of `x.view(...)`/`x.reshape(...)` and `torch.reshape(x, ...)`
+    calls (both readings where the callee is ambiguous), as `_shape_call` finds them."""
+    out = []
+    func, args, keywords = call.func, call.args, call.keywords
+    if isinstance(func, ast.Attribute) and func.attr in SHAPE_METHODS and not _ast_self_attribute(func.value):
+        if len(args) + len(keywords) == 1:
+            value = args[0] if args else keywords[0].value if keywords[0].arg in ("shape", "size") else None
+            if isinstance(value, ast.Starred):
+                value = value.value
+            if isinstance(value, (ast.Tuple, ast.List)):
+                out += value.elts[:1]
+            elif args and value is not None:
+                out.append(value)
+        elif args and not keywords:
+            out.append(args[0].value if isinstance(args[0], ast.Starred) else args[0])
+    if (isinstance(func, ast.Name) or func.attr == "reshape") and index.resolves_to(func, _TORCH_RESHAPE):
+        if args and not isinstance(args[0], ast.Starred) and not _ast_self_attribute(args[0]):
+            if len(args) >= 2:
+                shape = args[1].value if isinstance(args[1], ast.Starred) else args[1]
+            else:
+                shape = next((k.value for k in keywords if k.arg == "shape"), None)
+            if isinstance(shape, (ast.Tuple, ast.List)):
+                out += shape.elts[:1]
+    return out
+
+
+def _ast_factory_dims(call: ast.Call, name: str) -> list[ast.AST]:
+    """The size arguments of a `torch.zeros(...)`-like or `x.new_zeros(...)` call."""
+    dims = [a for a in call.args if not isinstance(a, ast.Starred)]
+    if name in ("full", "new_full"):
+        dims = dims[:1]
+    dims += [k.value for k in call.keywords if k.arg == "size"]
+    if len(dims) == 1 and isinstance(dims[0], (ast.Tuple, ast.List)):
+        return list(dims[0].elts)
+    return dims
+
+
+def _ast_named_batch_size(node: ast.AST) -> bool:
+    """`args.batch_size`, `cfg['batch_size']` (as `_named_batch_size`)."""
+    if isinstance(node, ast.Attribute):
+        return is_batch_size_name(node.attr)
+    if isinstance(node, ast.Subscript):
+        key = node.slice
+        return isinstance(key, ast.Constant) and isinstance(key.value, str) and is_batch_size_name(key.value)
+    return False
+
+
+def _ast_batch_size_value(node: ast.AST) -> bool:
+    return _ast_named_batch_size(node) or (isinstance(node, ast.Name) and is_batch_size_name(node.id))
+
+
+def _ast_configured(index: sc.AstIndex) -> set[int]:
+    """The integers above 1 that `_record` may remember as a configured batch size."""
+    out: set[int] = set()
+
+    def record(name: str | None, value: ast.AST | None) -> None:
+        n = sc.int_literal(value)
+        if n is not None and n > 1 and name and is_batch_size_name(name):
+            out.add(n)
+
+    for target, value, stmt in sc.assignments(index):
+        if not isinstance(stmt, ast.AugAssign):
+            if isinstance(target, ast.Name):
+                record(target.id, value)
+            elif isinstance(target, ast.Attribute):
+                record(target.attr, value)
+    for args in index.nodes(ast.arguments):
+        positional = [*args.posonlyargs, *args.args]
+        for arg, default in zip(positional[len(positional) - len(args.defaults):], args.defaults):
+            record(arg.arg, default)
+        for arg, default in zip(args.kwonlyargs, args.kw_defaults):
+            record(arg.arg, default)
+    for node in index.nodes(ast.Dict):
+        for key, value in zip(node.keys, node.values):
+            if isinstance(key, ast.Constant) and isinstance(key.value, str):
+                record(key.value, value)
+    for call in index.nodes(ast.Call):
+        for keyword in call.keywords:
+            record(keyword.arg, keyword.value)
+        func = call.func
+        if isinstance(func, ast.Attribute) and func.attr == "add_argument":
+            # the first argument, positional or (in `_record_configured_call`) a keyword
+            for flag in [*call.args[:1], *(k.value for k in call.keywords[:1])]:
+                if isinstance(flag, ast.Constant) and isinstance(flag.value, str):
+                    for keyword in call.keywords:
+                        if keyword.arg == "default":
+                            record(flag.value.lstrip("-"), keyword.value)
+    return out
+
+
+def _ast_data_functions(index: sc.AstIndex) -> list[ast.AST]:
+    """Functions `_is_data_function` may accept: forward, losses, steps, a loss's `__call__`."""
+    out = []
+    for func in index.functions():
+        name = func.name
+        lowered = name.lower()
+        if (
+            lowered.lstrip("_").startswith("forward")
+            or "loss" in lowered
+            or name == "step"
+            or name.endswith("_step")
+            or name.startswith("step_")
+        ):
+            out.append(func)
+    for klass in index.nodes(ast.ClassDef):
+        if "loss" in klass.name.lower():
+            out += [f for f in sc.methods(klass) if f.name == "__call__"]
+    return out
+
+
 def _minus_one() -> cst.UnaryOperation:
     return cst.UnaryOperation(operator=cst.Minus(), expression=cst.Integer("1"))
 
@@ -370,6 +613,17 @@ class HardcodedBatchSize(Rule):
         r"(?:view|reshape)\s*\([^)]*?(?<![\w.])(?:[2-9]|[1-9]\d+)(?![\w.])"
         r"|(?i:batch[_-]?s(?:ize|z)|bsi?ze?|(?<![a-z])bs(?![a-z]))"
     )
+
+    @classmethod
+    def may_apply(cls, text: str) -> bool:
+        """`trigger_pattern.search(text)`, its two halves computed the cheap way."""
+        if ("view" in text or "reshape" in text) and _SHAPE_TEXT.search(text):
+            return True
+        return windowed_search(_BATCH_TEXT, text, ("batch", "bs"), 12)
+
+    @classmethod
+    def screen(cls, index: sc.AstIndex) -> bool:
+        return _screen(index)
 
     VALID = [
         # Parameters and buffers have fixed shapes.
@@ -1039,7 +1293,7 @@ class HardcodedBatchSize(Rule):
         text = self.context.code(target)
         found = []
 
-        class Finder(cst.CSTVisitor):
+        class Finder(Visitor):
             def visit_AssignTarget(inner, n: cst.AssignTarget) -> None:
                 if isinstance(n.target, cst.Attribute) and self.context.code(n.target) == text:
                     found.append(n)
@@ -1094,7 +1348,7 @@ class HardcodedBatchSize(Rule):
         return False
 
 
-class _BatchSources(cst.CSTVisitor):
+class _BatchSources(Visitor):
     """Calls that draw a batch of a given size: `random.sample(memory, self.batch_size)`."""
 
     def __init__(self, text: str, code) -> None:
@@ -1124,7 +1378,7 @@ def _uses_value(node: cst.CSTNode, text: str, code) -> bool:
     return finder.found
 
 
-class _ValueUses(cst.CSTVisitor):
+class _ValueUses(Visitor):
     def __init__(self, text: str, code) -> None:
         self.text = text
         self.code = code

@@ -70,14 +70,16 @@ masks are missed rather than guessed.
 
 from __future__ import annotations
 
+import ast
 import re
 from dataclasses import dataclass, field
 from typing import Sequence
 
 import libcst as cst
 
+from trainlint import screen as sc
 from trainlint.rule import Applicability, Fix, Invalid, Rule, Valid
-from trainlint.rules._analysis import BindingTargets
+from trainlint.rules._analysis import BindingTargets, Visitor
 
 # ----------------------------------------------------------------------------- vocabulary
 
@@ -129,6 +131,136 @@ BOOLEAN_FUNCTIONS = {
 }
 
 MAX_HOPS = 3
+
+_BYTE_WORD = re.compile(r"\bbyte\b")
+_UINT8_TYPES = frozenset({UINT8, *BYTE_TENSOR_TYPES})
+_UINT8 = frozenset({UINT8})
+
+
+# ----------------------------------------------------------------------------- screen
+
+
+class _Screen:
+    """A mask position whose expression leads, through the steps `_origin` follows and
+    plain assignments of names (any scope, any order), to a uint8 creation."""
+
+    def __init__(self, index: sc.AstIndex) -> None:
+        self.index = index
+        self.aliases: set[str] = set()  # names bound to a ByteTensor type
+
+    def run(self) -> bool:
+        index = self.index
+        if not self._may_create():
+            return False
+        bindings = [
+            (t.id, v)
+            for t, v, stmt in sc.assignments(index)
+            if isinstance(t, ast.Name)
+            and v is not None
+            and not isinstance(stmt, ast.AugAssign)
+            and (not isinstance(stmt, ast.Assign) or len(stmt.targets) == 1)
+        ]
+        self.aliases = {name for name, value in bindings if self._byte_type_expr(value)}
+        tainted: set[str] = set()
+        changed = True
+        while changed:
+            changed = False
+            for name, value in bindings:
+                if name not in tainted and self._reaches_creation(value, tainted):
+                    tainted.add(name)
+                    changed = True
+        for expr in self._mask_expressions():
+            if self._reaches_creation(expr, tainted):
+                return True
+        return False
+
+    def _may_create(self) -> bool:
+        """A cheap first look: `.byte()`, or a uint8 / ByteTensor name or string."""
+        index = self.index
+        if "byte" in index.called or not index.strings.isdisjoint(BYTE_TENSOR_TYPES):
+            return True
+        if any(
+            n.attr in ("uint8", "ByteTensor") and index.resolves_to(n, _UINT8_TYPES)
+            for n in index.nodes(ast.Attribute)
+        ):
+            return True
+        direct = {k for k, bound in index.imports.items() if not bound.isdisjoint(_UINT8_TYPES)}
+        return not index.names.isdisjoint(direct)
+
+    def _uint8(self, node: ast.AST) -> bool:
+        return self.index.resolves_to(node, _UINT8)
+
+    def _byte_type(self, node: ast.AST) -> bool:
+        if isinstance(node, ast.Constant):
+            return node.value in BYTE_TENSOR_TYPES
+        return self.index.resolves_to(node, BYTE_TENSOR_TYPES)
+
+    def _byte_type_expr(self, node: ast.AST) -> bool:
+        if isinstance(node, ast.IfExp):
+            return self._byte_type_expr(node.body) and self._byte_type_expr(node.orelse)
+        return not isinstance(node, ast.Constant) and self._byte_type(node)
+
+    def _creation(self, call: ast.Call) -> bool:
+        """Whether `_creation` may accept the call."""
+        func = call.func
+        if self._byte_type(func) or (isinstance(func, ast.Name) and func.id in self.aliases):
+            return True
+        if any(k.arg == "dtype" and self._uint8(k.value) for k in call.keywords):
+            return True
+        if not isinstance(func, ast.Attribute):
+            return False
+        method = func.attr
+        if method == "byte":
+            return not call.args and not call.keywords and not (
+                isinstance(func.value, ast.Name) and func.value.id in ("self", "cls")
+            )
+        if method in ("type", "to"):
+            values = [*call.args, *(k.value for k in call.keywords if k.arg in (None, "dtype"))]
+            return any(
+                self._uint8(v) or (method == "type" and self._byte_type(v)) for v in values
+            )
+        return False
+
+    def _reaches_creation(self, expr: ast.AST, tainted: set[str]) -> bool:
+        """`_origin`'s walk back from expr, with every name in `tainted` taken to hold a
+        uint8 tensor."""
+        while True:
+            if isinstance(expr, ast.Call):
+                if self._creation(expr):
+                    return True
+                func = expr.func
+                if isinstance(func, ast.Attribute) and (
+                    func.attr in DTYPE_PRESERVING or func.attr in ("fill_", "zero_", "to")
+                ):
+                    expr = func.value
+                    continue
+                return False
+            if isinstance(expr, ast.Attribute) and expr.attr in DTYPE_PRESERVING_ATTRS:
+                expr = expr.value
+            elif isinstance(expr, ast.Subscript):
+                expr = expr.value
+            elif isinstance(expr, ast.UnaryOp) and isinstance(expr.op, ast.Invert):
+                expr = expr.operand
+            elif isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Sub):
+                expr = expr.right
+            elif isinstance(expr, ast.Name):
+                return expr.id in tainted
+            else:
+                return False
+
+    def _mask_expressions(self):
+        """What `_call_masks` and `_subscript_masks` may check."""
+        for call in self.index.nodes(ast.Call):
+            func = call.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+            if name == "where" or name in MASKED_METHODS:
+                yield from call.args[:2]
+                yield from (k.value for k in call.keywords if k.arg in ("condition", "mask"))
+        for node in self.index.nodes(ast.Subscript):
+            key = node.slice
+            for element in key.elts if isinstance(key, ast.Tuple) else [key]:
+                if not isinstance(element, (ast.Slice, ast.Constant)):
+                    yield element
 
 
 # ----------------------------------------------------------------------------- records
@@ -183,6 +315,17 @@ class Uint8Mask(Rule):
     message = "uint8 tensor used as a mask; create it as `torch.bool`"
     fix_applicability = Applicability.UNSAFE
     trigger_pattern = re.compile(r"uint8|ByteTensor|\bbyte\b")
+
+    @classmethod
+    def may_apply(cls, text: str) -> bool:
+        """`trigger_pattern.search(text)`, with substring tests first."""
+        return "uint8" in text or "ByteTensor" in text or (
+            "byte" in text and _BYTE_WORD.search(text) is not None
+        )
+
+    @classmethod
+    def screen(cls, index: sc.AstIndex) -> bool:
+        return _Screen(index).run()
 
     VALID = [
         # uint8 as image data
@@ -988,7 +1131,7 @@ class Uint8Mask(Rule):
 # ----------------------------------------------------------------------------- uses
 
 
-class _UseChecker(cst.CSTVisitor):
+class _UseChecker(Visitor):
     """Counts bindings of a local and checks that no read of it tells bool from uint8."""
 
     def __init__(self, name: str, rule: Uint8Mask) -> None:

@@ -99,11 +99,15 @@ along straight-line code, so a store after a loop or an `if` other than
 
 from __future__ import annotations
 
+import ast
 import re
 
 import libcst as cst
 
+from trainlint import screen as sc
+
 from trainlint.rules._analysis import (
+    Visitor,
     attribute_writes,
     base_names,
     binds,
@@ -200,6 +204,48 @@ class CudaDeviceLockIn(Rule):
     message = "Hard-coded CUDA device: fails without a GPU and ignores where the model was moved"
     fix_applicability = Applicability.UNSAFE
     triggers = ("cuda",)
+
+    @classmethod
+    def screen(cls, index: sc.AstIndex) -> bool:
+        """A name that may resolve to a `torch.cuda.<X>Tensor` type or a string naming one
+        (constructors, `.type(...)` casts, `set_default_tensor_type`), or a `.cuda()` call
+        without a device argument inside a class with bases or a loss."""
+        for value in index.strings:
+            if _cuda_kind(value) is not None:
+                return True
+        cuda_calls = [
+            call
+            for call in index.nodes(ast.Call)
+            if isinstance(call.func, ast.Attribute)
+            and call.func.attr == "cuda"
+            and not _ast_device_argument(call)
+        ]
+        if cuda_calls:
+            scopes = [sc.span(c) for c in index.nodes(ast.ClassDef) if c.bases]
+            scopes += [
+                sc.span(f)
+                for f in [*index.functions(), *index.nodes(ast.ClassDef)]
+                if _is_loss_name(f.name)
+            ]
+            if any(a <= call.lineno <= b for call in cuda_calls for a, b in scopes):
+                return True
+        if "cuda" not in index.attributes and not any(
+            q == "torch.cuda" or q.startswith("torch.cuda.")
+            for bound in index.imports.values()
+            for q in bound
+        ):
+            return False
+        for node in index.nodes(ast.Attribute):
+            if node.attr.endswith("Tensor") and any(
+                _cuda_kind(q) is not None for q in index.qualnames(node)
+            ):
+                return True
+        direct = {
+            local
+            for local, bound in index.imports.items()
+            if any(_cuda_kind(q) is not None for q in bound)
+        }
+        return not index.names.isdisjoint(direct)
 
     VALID = [
         # The device comes from the input.
@@ -1016,6 +1062,14 @@ def _device_argument(call: cst.Call) -> bool:
     return False
 
 
+def _ast_device_argument(call: ast.Call) -> bool:
+    """`_device_argument` on the stdlib tree: an argument that is not a literal."""
+    values = [*call.args, *(k.value for k in call.keywords if k.arg in (None, "device"))]
+    return any(
+        not (isinstance(v, ast.Constant) and type(v.value) in (int, str, bytes)) for v in values
+    )
+
+
 def _first_arg(call: cst.Call, keyword: str) -> cst.BaseExpression | None:
     for arg in call.args:
         if arg.star:
@@ -1031,7 +1085,7 @@ def _mentions_device(node: cst.CSTNode) -> bool:
     return finder.found
 
 
-class _DeviceWords(cst.CSTVisitor):
+class _DeviceWords(Visitor):
     def __init__(self) -> None:
         self.found = False
 
@@ -1227,7 +1281,7 @@ def _self_stores(node: cst.CSTNode, self_name: str, local: str) -> int:
     return counter.count
 
 
-class _SelfStores(cst.CSTVisitor):
+class _SelfStores(Visitor):
     def __init__(self, self_name: str, local: str) -> None:
         self.self_name, self.local, self.count = self_name, local, 0
 
@@ -1253,7 +1307,7 @@ def _calls_super_init(stmt: cst.BaseStatement) -> bool:
     return finder.found
 
 
-class _SuperInit(cst.CSTVisitor):
+class _SuperInit(Visitor):
     def __init__(self) -> None:
         self.found = False
 

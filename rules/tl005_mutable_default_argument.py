@@ -40,12 +40,28 @@ B006 does, because a later edit that mutates it is not visible at the call site.
 
 from __future__ import annotations
 
+import ast
+
 import libcst as cst
 
+from trainlint import screen as sc
 from trainlint.rule import Applicability, Invalid, Rule, Valid
-from trainlint.rules._analysis import mutable_default_pattern
+from trainlint.rules._analysis import (
+    may_have_mutable_default,
+    mutable_default_anchor,
+    mutable_default_pattern,
+)
 
 MUTABLE_CALLS = {"list", "dict", "set"}
+_ANCHOR = mutable_default_anchor()
+_DISPLAYS = (ast.List, ast.Dict, ast.Set, ast.ListComp, ast.DictComp, ast.SetComp)
+
+
+def ast_is_mutable_default(node: ast.AST) -> bool:
+    """`is_mutable_default` on the stdlib tree."""
+    return isinstance(node, _DISPLAYS) or (
+        isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in MUTABLE_CALLS
+    )
 
 
 def is_mutable_default(node: cst.BaseExpression) -> bool:
@@ -65,6 +81,21 @@ class MutableDefaultArgument(Rule):
     message = "Mutable default `{default}` for parameter `{param}` is shared between calls"
     fix_applicability = Applicability.UNSAFE
     trigger_pattern = mutable_default_pattern()
+
+    @classmethod
+    def may_apply(cls, text: str) -> bool:
+        return may_have_mutable_default(text, _ANCHOR)
+
+    @classmethod
+    def screen(cls, index: sc.AstIndex) -> bool:
+        """A function (not a lambda) with a mutable parameter default."""
+        for func in index.functions():
+            args = func.args
+            if any(ast_is_mutable_default(d) for d in args.defaults) or any(
+                d is not None and ast_is_mutable_default(d) for d in args.kw_defaults
+            ):
+                return True
+        return False
 
     VALID = [
         Valid("def f(steps=None):\n    return steps\n"),

@@ -73,13 +73,21 @@ out-parameter and its reorders are not reported unless it has a mutable default.
 
 from __future__ import annotations
 
+import ast
 import re
 from dataclasses import dataclass, field
 
 import libcst as cst
 
+from trainlint import screen as sc
 from trainlint.rule import Applicability, Invalid, Rule, Valid
-from trainlint.rules._analysis import mutable_default_pattern, names_in
+from trainlint.rules._analysis import (
+    Visitor,
+    may_have_mutable_default,
+    mutable_default_anchor,
+    mutable_default_pattern,
+    names_in,
+)
 
 # Container methods that change the receiver (list, dict, set, deque, bytearray).
 MUTATING_METHODS = {
@@ -98,6 +106,33 @@ NON_ALIASING_CALLS = {
     "any", "all", "print", "bool", "str", "repr", "int", "float", "hash", "id", "type",
 }
 RECEIVER_NAMES = {"self", "cls", "mcs", "metacls"}
+_FACTORY_TEXT = (
+    r"(?:collections\s*\.\s*)?(?:list|dict|set|bytearray|OrderedDict|defaultdict|deque|Counter)"
+)
+_ANCHOR = mutable_default_anchor(_FACTORY_TEXT)
+_REORDER_TEXT = re.compile(r"\.(?:sort|reverse)\s*\(")
+_SHUFFLES = frozenset(SHUFFLES)
+_DISPLAYS = (ast.List, ast.Dict, ast.Set, ast.ListComp, ast.DictComp, ast.SetComp)
+
+
+def _ast_is_mutable_default(node: ast.AST) -> bool:
+    """`is_mutable_default` on the stdlib tree."""
+    if isinstance(node, _DISPLAYS):
+        return True
+    if isinstance(node, ast.Call):
+        func = node.func
+        if isinstance(func, ast.Name):
+            return func.id in MUTABLE_FACTORIES
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+            return func.value.id == "collections" and func.attr in MUTABLE_FACTORIES
+    return False
+
+
+def _ast_list_reorder_signature(method: str, call: ast.Call) -> bool:
+    """`_list_reorder_signature` on the stdlib tree."""
+    if method == "reverse":
+        return not call.args and not call.keywords
+    return not call.args and all(k.arg in ("key", "reverse") for k in call.keywords)
 
 
 # ------------------------------------------------------------------ private helpers
@@ -173,7 +208,7 @@ class _Event:
 
 
 @dataclass
-class _Scan(cst.CSTVisitor):
+class _Scan(Visitor):
     """What happens to each parameter inside one function body, in evaluation order.
 
     Nested functions, lambdas and classes are not entered; a parameter mentioned inside
@@ -432,12 +467,59 @@ class ArgumentMutatedInPlace(Rule):
     fix_applicability = Applicability.UNSAFE
     # Necessary: a mutable default (case a) or a reorder call (case b).
     trigger_pattern = re.compile(
-        r"\.(?:sort|reverse)\s*\(|shuffle|"
-        + mutable_default_pattern(
-            r"(?:collections\s*\.\s*)?(?:list|dict|set|bytearray|OrderedDict|defaultdict|deque|Counter)"
-        ).pattern,
+        r"\.(?:sort|reverse)\s*\(|shuffle|" + mutable_default_pattern(_FACTORY_TEXT).pattern,
         re.M,
     )
+
+    @classmethod
+    def may_apply(cls, text: str) -> bool:
+        """Implied by `trigger_pattern.search(text)`, and much cheaper."""
+        return (
+            "shuffle" in text
+            or (("sort" in text or "reverse" in text) and _REORDER_TEXT.search(text) is not None)
+            or may_have_mutable_default(text, _ANCHOR)
+        )
+
+    @classmethod
+    def screen(cls, index: sc.AstIndex) -> bool:
+        """A function with a mutable default that is not a deliberate cache, or a reorder
+        (`p.sort()`, `p.reverse()`, `random.shuffle(p)`) of a name that is a parameter of
+        some function."""
+        reordered: set[str] = set()
+        for call in index.nodes(ast.Call):
+            func = call.func
+            if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+                if func.attr in REORDER_METHODS and _ast_list_reorder_signature(func.attr, call):
+                    reordered.add(func.value.id)
+            if (
+                len(call.args) == 1
+                and not call.keywords
+                and isinstance(call.args[0], ast.Name)
+                and index.resolves_to(func, _SHUFFLES)
+            ):
+                reordered.add(call.args[0].id)
+        for func in index.functions():
+            args = func.args
+            positional = [*args.posonlyargs, *args.args]
+            if reordered and any(
+                a.arg in reordered and a.arg not in RECEIVER_NAMES
+                for a in (*positional, *args.kwonlyargs)
+            ):
+                return True
+            defaults = [
+                *zip(positional[len(positional) - len(args.defaults):], args.defaults),
+                *zip(args.kwonlyargs, args.kw_defaults),
+            ]
+            for arg, default in defaults:
+                name = arg.arg
+                if (
+                    default is not None
+                    and name not in RECEIVER_NAMES
+                    and not (name.startswith("_") or "cache" in name.lower())
+                    and _ast_is_mutable_default(default)
+                ):
+                    return True
+        return False
 
     VALID = [
         # out-parameter filled on purpose, no default
@@ -688,9 +770,38 @@ class ArgumentMutatedInPlace(Rule):
         ),
     ]
 
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+    def __init__(self, context) -> None:
+        super().__init__(context)
+        # functions that may reorder a parameter: a second walk of their body is needed
+        self._reorders: set[int] = set()
+
+    def visit_Call(self, node: cst.Call) -> None:
+        """Marks the enclosing function of anything `_Scan` could take for a reorder."""
+        func = node.func
+        if isinstance(func, cst.Attribute):
+            attr = func.attr.value
+            may_reorder = (attr in REORDER_METHODS and isinstance(func.value, cst.Name)) or (
+                attr == "shuffle"
+            )
+        else:
+            may_reorder = isinstance(func, cst.Name) and func.value in self.context.imports.names
+        if may_reorder:
+            enclosing = self.context.enclosing(cst.FunctionDef)
+            if enclosing is not None:
+                self._reorders.add(id(enclosing))
+
+    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
         params = self._candidate_params(node)
         if not params:
+            return
+        # Only reorders and fills of a shared default are reported: skip the scan of a
+        # function with neither (the stack is the same as on entry).
+        if id(node) not in self._reorders and not any(
+            p.default is not None
+            and is_mutable_default(p.default)
+            and not (name.startswith("_") or "cache" in name.lower())
+            for name, p in params.items()
+        ):
             return
         scan = _Scan(set(params), self.context.qualname)
         node.body.visit(scan)

@@ -57,14 +57,17 @@ The rule leans quiet; it does not see callers in other files. It stays silent on
 
 from __future__ import annotations
 
+import ast
 import builtins
 import re
 
 import libcst as cst
 
+from trainlint import screen as sc
 from trainlint.imports import dotted_name
 from trainlint.rule import Applicability, Invalid, Rule, Valid
 from trainlint.rules._analysis import (
+    Visitor,
     is_nn_module,
     is_torch_scheduler_subclass,
     local_classes,
@@ -128,6 +131,29 @@ class MisspelledInit(Rule):
     message = "Method `{method}` of `{cls}` looks like a misspelled `__init__`: it never runs on construction"
     fix_applicability = Applicability.UNSAFE
     trigger_pattern = trigger_pattern
+
+    @classmethod
+    def screen(cls, index: sc.AstIndex) -> bool:
+        """A `super(...).<slip>()` call, or a class without a direct `__init__` that
+        defines an undecorated method named like a slip of `__init__`."""
+        for call in index.nodes(ast.Call):
+            func = call.func
+            if (
+                isinstance(func, ast.Attribute)
+                and isinstance(func.value, ast.Call)
+                and isinstance(func.value.func, ast.Name)
+                and func.value.func.id == "super"
+                and classify(func.attr)
+            ):
+                return True
+        for klass in index.nodes(ast.ClassDef):
+            defs = sc.methods(klass)
+            if any(f.name == INIT for f in defs):
+                continue
+            for f in defs:
+                if classify(f.name) and not f.decorator_list and (f.args.posonlyargs or f.args.args):
+                    return True
+        return False
 
     VALID = [
         # A real constructor next to an `init` API.
@@ -717,7 +743,7 @@ def _defines_init(cls: cst.ClassDef) -> bool:
     return _defines(cls, INIT)
 
 
-class _ClassLevelNames(cst.CSTVisitor):
+class _ClassLevelNames(Visitor):
     """Names bound at class level: defs and assignment targets, also under if/try."""
 
     def __init__(self) -> None:
@@ -764,7 +790,7 @@ def _visit_body(func: cst.FunctionDef, visitor: cst.CSTVisitor) -> None:
     func.body.visit(visitor)
 
 
-class _BodyVisitor(cst.CSTVisitor):
+class _BodyVisitor(Visitor):
     """Does not enter nested functions, lambdas or classes."""
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
@@ -867,7 +893,7 @@ def _returns_or_raises(func: cst.FunctionDef) -> bool:
     return finder.found
 
 
-class _NameUses(cst.CSTVisitor):
+class _NameUses(Visitor):
     """Attribute accesses `x.name`, string literals equal to `name`, and bare `name`s."""
 
     def __init__(self, name: str) -> None:

@@ -74,6 +74,7 @@ reported; suppress it with `# trainlint: ignore[TL008]`.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import re
 from dataclasses import dataclass, field
@@ -81,6 +82,7 @@ from typing import Iterator
 
 import libcst as cst
 
+from trainlint import screen as sc
 from trainlint.rule import Invalid, Rule, Valid
 from trainlint.rules._analysis import (
     attribute_writes,
@@ -90,6 +92,7 @@ from trainlint.rules._analysis import (
     methods,
     parameter_names,
     self_attribute,
+    windowed_search,
 )
 
 # ----------------------------------------------------------------- shared with TL009
@@ -373,6 +376,36 @@ class SchedulerLrCompounding(Rule):
         "configured LR)"
     )
     trigger_pattern = re.compile(rf"(?i:{_BASE_LR_CORE})|['\"]lr['\"]")
+
+    @classmethod
+    def may_apply(cls, text: str) -> bool:
+        """`trigger_pattern.search(text)`, around the spots where `lr` or `learning_rate`
+        occurs (every match contains one and is at most 23 characters long)."""
+        return windowed_search(cls.trigger_pattern, text, ("lr", "ng_rate"), 25)
+
+    @classmethod
+    def screen(cls, index: sc.AstIndex) -> bool:
+        """(b) needs `param_groups` and a `['lr']` subscript; (a) a step method of a class
+        that writes `X.<base lr>` (or an item of it), or a base-LR key of a param group."""
+        groups = "param_groups" in index.attributes
+        if groups and "lr" in index.strings:
+            for func in index.functions():
+                if _ast_may_scale_current_lr(func):
+                    return True
+        for klass in index.nodes(ast.ClassDef):
+            for func in sc.methods(klass):
+                if not is_steplike(func.name) or is_init_like(func.name):
+                    continue
+                for node in sc.walk(func):
+                    if isinstance(node, ast.Assign):
+                        targets = node.targets
+                    elif isinstance(node, ast.AugAssign):
+                        targets = [node.target]
+                    else:
+                        continue
+                    if any(_ast_amplitude_target(t, groups) for t in targets):
+                        return True
+        return False
 
     VALID = [
         # torch's ExponentialLR: a chainable constant factor
@@ -893,6 +926,79 @@ class SchedulerLrCompounding(Rule):
                 read=" ".join(self.context.code(read).split()) if read is not None else "param_groups[i]['lr']",
             ),
         )
+
+
+def _ast_is_lr_key(node: ast.AST) -> bool:
+    return (
+        isinstance(node, ast.Subscript)
+        and isinstance(node.slice, ast.Constant)
+        and node.slice.value == "lr"
+    )
+
+
+def _ast_may_scale_current_lr(func: ast.AST) -> bool:
+    """Whether `_check_current_lr` can find a sink in func: a store into an `['lr']` item
+    (`g['lr'] = ...`, `g['lr'] *= ...`), or, in a step method, a returned value that reaches
+    an `['lr']` item through the function's local bindings."""
+    nodes = list(sc.walk(func))
+    if not any(_ast_is_lr_key(n) for n in nodes):
+        return False
+    bindings: dict[str, list[ast.AST]] = {}
+
+    def bind(target: ast.AST, value: ast.AST | None) -> None:
+        for t in sc.flatten_targets(target):
+            if isinstance(t, ast.Name) and value is not None:
+                bindings.setdefault(t.id, []).append(value)
+
+    returns: list[ast.AST] = []
+    for node in nodes:
+        if isinstance(node, ast.Assign):
+            if any(_ast_is_lr_key(t) for t in node.targets):
+                return True
+            for t in node.targets:
+                bind(t, node.value)
+        elif isinstance(node, ast.AugAssign):
+            if _ast_is_lr_key(node.target) and isinstance(node.op, (ast.Mult, ast.Div)):
+                return True
+            bind(node.target, node.value)
+        elif isinstance(node, ast.AnnAssign):
+            bind(node.target, node.value)
+        elif isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension)):
+            bind(node.target, node.iter)
+        elif isinstance(node, ast.NamedExpr):
+            bind(node.target, node.value)
+        elif isinstance(node, (ast.Return, ast.Yield)) and node.value is not None:
+            returns.append(node.value)
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("append", "extend", "insert")
+            and isinstance(node.func.value, ast.Name)
+        ):
+            bindings.setdefault(node.func.value.id, []).extend(node.args)
+    if not returns or not is_steplike(func.name) or is_init_like(func.name):
+        return False
+    pending, seen = list(returns), set()
+    while pending:
+        for node in sc.walk(pending.pop()):
+            if _ast_is_lr_key(node):
+                return True
+            name = node.id if isinstance(node, ast.Name) else node.arg if isinstance(node, ast.arg) else None
+            if name is not None and name not in seen:
+                seen.add(name)
+                pending.extend(bindings.get(name, ()))
+    return False
+
+
+def _ast_amplitude_target(target: ast.AST, groups: bool) -> bool:
+    """Whether `_amplitude_target` may accept target (any receiver for `self`)."""
+    if isinstance(target, ast.Subscript):
+        key = target.slice
+        if groups and isinstance(key, ast.Constant) and isinstance(key.value, str):
+            if BASE_LR_NAME.fullmatch(key.value):
+                return True
+        target = target.value
+    return isinstance(target, ast.Attribute) and BASE_LR_NAME.fullmatch(target.attr) is not None
 
 
 def _time_factor(num: list, den: list, ft: "FunctionTime") -> bool:

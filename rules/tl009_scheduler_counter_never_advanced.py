@@ -65,10 +65,12 @@ every epoch, with the counter passed to its constructor, is reported; suppress i
 
 from __future__ import annotations
 
+import ast
 import re
 
 import libcst as cst
 
+from trainlint import screen as sc
 from trainlint.rule import Invalid, Rule, Valid
 from trainlint.rules._analysis import (
     SCHEDULER_BASE_NAMES,
@@ -112,6 +114,36 @@ class SchedulerCounterNeverAdvanced(Rule):
         "LRScheduler.step() without calling it; call `super().step()` or increment it in step()"
     )
     trigger_pattern = re.compile(r"def\s+(?:step|get_lr|_get_closed_form_lr)|LRScheduler")
+
+    @classmethod
+    def screen(cls, index: sc.AstIndex) -> bool:
+        """A class with a step-like method that reads `<first parameter>.X`, where X is
+        named like a counter or is set to an integer literal somewhere (a reset state)."""
+        int_set: set[str] | None = None
+        for klass in index.nodes(ast.ClassDef):
+            for func in sc.methods(klass):
+                if not is_steplike(func.name) or is_init_like(func.name):
+                    continue
+                args = func.args
+                params = [*args.posonlyargs, *args.args, *args.kwonlyargs]
+                params += [a for a in (args.vararg, args.kwarg) if a is not None]
+                if not params:
+                    continue
+                self_name = params[0].arg  # as `parameter_names(func)[0]`
+                for node in sc.walk(func):
+                    if not (
+                        isinstance(node, ast.Attribute)
+                        and isinstance(node.value, ast.Name)
+                        and node.value.id == self_name
+                    ):
+                        continue
+                    if COUNTER_NAME.fullmatch(node.attr):
+                        return True
+                    if int_set is None:
+                        int_set = _ast_int_attributes(index)
+                    if node.attr in int_set:
+                        return True
+        return False
 
     VALID = [
         # last_epoch is advanced by torch's LRScheduler.step()
@@ -596,6 +628,15 @@ def _external_writes(module: cst.Module) -> set[str]:
                             for t in ts:
                                 for a in target_attrs(t):
                                     out.add(a.attr.value)
+    return out
+
+
+def _ast_int_attributes(index: sc.AstIndex) -> set[str]:
+    """Attributes assigned an integer literal anywhere (`x.n = 0`, also unpacked)."""
+    out = set()
+    for target, value, _ in sc.assignments(index):
+        if sc.int_literal(value) is not None:
+            out.update(t.attr for t in sc.flatten_targets(target) if isinstance(t, ast.Attribute))
     return out
 
 

@@ -70,13 +70,17 @@ misses many real cases:
 
 from __future__ import annotations
 
+import ast
 import re
 from dataclasses import dataclass
 
 import libcst as cst
 
+from trainlint import screen as sc
 from ._analysis import (
+    Visitor,
     MUTATING_METHODS,
+    body_statements,
     is_inplace_tensor_method,
     parameter_names,
     statements_between,
@@ -157,6 +161,38 @@ class MaskNeverPopulated(Rule):
     message = "A mask created by a constant factory is used before anything writes it"
     # a factory call, or a factory imported under another name
     trigger_pattern = re.compile(r"(?:zeros|ones|full|empty)(?:_like)?\s*(?:\(|as\b)")
+
+    @classmethod
+    def screen(cls, index: sc.AstIndex) -> bool:
+        """A function that binds a local at the top level of its body to a constant factory
+        (`m = torch.zeros(...)`, `m = x.new_ones(...).bool()`) and mentions it in an index
+        or in the arguments of a `where`/`masked_*` call."""
+        for func in index.functions():
+            created = {
+                stmt.targets[0].id
+                for stmt in func.body
+                if isinstance(stmt, ast.Assign)
+                and len(stmt.targets) == 1
+                and isinstance(stmt.targets[0], ast.Name)
+                and _ast_creation(stmt.value, index)
+            }
+            if not created:
+                continue
+            for node in sc.walk(func):
+                if isinstance(node, ast.Subscript):
+                    places = [node.slice]
+                elif isinstance(node, ast.Call) and _ast_mask_call(node, index):
+                    places = [*node.args, *(k.value for k in node.keywords)]
+                else:
+                    continue
+                for place in places:
+                    if any(isinstance(n, ast.Name) and n.id in created for n in sc.walk(place)):
+                        return True
+        return False
+
+    def __init__(self, context) -> None:
+        super().__init__(context)
+        self._created: dict[int, frozenset[str]] = {}
 
     VALID = [
         # the correct LDAM: scatter_ right after the creation
@@ -465,6 +501,8 @@ class MaskNeverPopulated(Rule):
                 use = _mask_expression(element.slice.value, self.context)
                 if use is not None:
                     name, negated, dtype = use
+                    if not self._may_be_created(name.value):
+                        continue
                     code = self.context.code(node)
                     user = f"boolean indexing `{code}`" if len(code) <= 40 else "boolean indexing"
                     self._check(Use(element.slice.value, name, negated, dtype, user, True))
@@ -498,7 +536,31 @@ class MaskNeverPopulated(Rule):
 
     # ------------------------------------------------------------------ analysis
 
+    def _may_be_created(self, name: str) -> bool:
+        """Whether `_check` can find a creation for `name` at the current node: the
+        innermost function has a top-level `name = <constant factory>`. Saves the walk
+        over the statements before the use for the many indexes that are not masks."""
+        located = self._locate(None)
+        if located is None:
+            return False
+        func = located[0]
+        created = self._created.get(id(func))
+        if created is None:
+            created = self._created[id(func)] = frozenset(
+                small.targets[0].target.value
+                for stmt in body_statements(func)
+                if isinstance(stmt, cst.SimpleStatementLine)
+                for small in stmt.body
+                if isinstance(small, cst.Assign)
+                and len(small.targets) == 1
+                and isinstance(small.targets[0].target, cst.Name)
+                and _usable_creation(_creation(small.value, self.context))
+            )
+        return name in created
+
     def _check(self, use: Use) -> None:
+        if not self._may_be_created(use.name.value):
+            return
         located = self._locate(use)
         if located is None:
             return
@@ -508,7 +570,7 @@ class MaskNeverPopulated(Rule):
         if origin is None:
             return
         creation = _creation(origin.value, self.context)
-        if creation is None or (creation.kind == "full" and creation.fill is None):
+        if not _usable_creation(creation):
             return  # `full(shape, flag)`: a uniform mask chosen at run time can be deliberate
         if use.boolean_index:
             dtype = use.mask_dtype if use.mask_dtype is not None else creation.mask_dtype
@@ -690,6 +752,38 @@ def _creation(value: cst.BaseExpression, context) -> Creation | None:
     return Creation(kind, factory, mask_dtype, fill)
 
 
+def _usable_creation(creation: Creation | None) -> bool:
+    return creation is not None and not (creation.kind == "full" and creation.fill is None)
+
+
+_TORCH_CREATORS = frozenset(TORCH_CREATORS)
+_MASK_FUNCTIONS = frozenset({"torch.where", "torch.masked_fill", "torch.masked_select", "torch.masked_scatter"})
+
+
+def _ast_creation(value: ast.AST, index: sc.AstIndex) -> bool:
+    """Whether `_creation` may accept value (on the stdlib tree)."""
+    while (
+        isinstance(value, ast.Call)
+        and isinstance(value.func, ast.Attribute)
+        and value.func.attr in TRANSPARENT_METHODS
+    ):
+        value = value.func.value
+    if not isinstance(value, ast.Call):
+        return False
+    func = value.func
+    if isinstance(func, ast.Attribute) and func.attr in METHOD_CREATORS:
+        return True
+    return index.resolves_to(func, _TORCH_CREATORS)
+
+
+def _ast_mask_call(call: ast.Call, index: sc.AstIndex) -> bool:
+    """A call `_call_use` may read a mask from."""
+    func = call.func
+    if isinstance(func, ast.Attribute) and (func.attr == "where" or func.attr in MASK_METHODS):
+        return True
+    return index.resolves_to(func, _MASK_FUNCTIONS)
+
+
 def _is_device_argument(call: cst.Call) -> bool:
     return all(
         isinstance(a.value, cst.SimpleString)
@@ -738,7 +832,7 @@ def _may_write(region, name: str, skip: cst.CSTNode, context) -> bool:
         aliases |= finder.new_aliases
 
 
-class _WriteFinder(cst.CSTVisitor):
+class _WriteFinder(Visitor):
     def __init__(self, aliases: set[str], name: str, skip: cst.CSTNode, context) -> None:
         self.aliases = aliases
         self.name = name

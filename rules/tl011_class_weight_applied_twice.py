@@ -55,16 +55,25 @@ the call (`F.cross_entropy(..., weight=w, reduction="none") * w[target]`).
 
 from __future__ import annotations
 
+import ast
 import re
 from dataclasses import dataclass
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
+from trainlint import screen as sc
 from trainlint.imports import dotted_name
 from trainlint.rule import Invalid, Rule, Valid
 
-from ._analysis import BindingTargets, body_statements, methods, parameter_names, self_attribute
+from ._analysis import (
+    BindingTargets,
+    Visitor,
+    body_statements,
+    methods,
+    parameter_names,
+    self_attribute,
+)
 
 FUNCTIONAL_LOSSES = {
     "torch.nn.functional.cross_entropy": "cross_entropy",
@@ -88,6 +97,10 @@ TENSOR_FACTORIES = {
     "torch.from_numpy", "torch.cuda.FloatTensor",
 }
 MUL_METHODS = {"mul", "mul_", "multiply", "multiply_"}
+_LOSS_WORDS = ("cross_entropy", "nll_loss", "CrossEntropyLoss", "NLLLoss")
+_FUNCTIONAL_NAMES = frozenset(q.rsplit(".", 1)[1] for q in FUNCTIONAL_LOSSES)
+_MODULE_NAMES = frozenset(q.rsplit(".", 1)[1] for q in LOSS_MODULES)
+_TORCH_MUL = frozenset({"torch.mul", "torch.multiply"})
 
 Taint = dict[str, cst.CSTNode]  # weight key -> the multiplication that applied it
 State = dict[str, Taint]  # local name -> weights that may have been multiplied into it
@@ -110,6 +123,47 @@ class ClassWeightAppliedTwice(Rule):
     trigger_pattern = re.compile(
         r"\A(?=[\s\S]*?weight)(?=[\s\S]*?(?:cross_entropy|nll_loss|CrossEntropyLoss|NLLLoss))"
     )
+
+    @classmethod
+    def may_apply(cls, text: str) -> bool:
+        """`trigger_pattern.search(text)` as substring tests."""
+        return "weight" in text and any(loss in text for loss in _LOSS_WORDS)
+
+    @classmethod
+    def screen(cls, index: sc.AstIndex) -> bool:
+        """A `cross_entropy`/`nll_loss` call or a `CrossEntropyLoss`/`NLLLoss` constructor
+        given a weight, and a multiplication somewhere."""
+        multiplies = (
+            any(isinstance(n.op, ast.Mult) for n in index.nodes(ast.BinOp))
+            or any(isinstance(n.op, ast.Mult) for n in index.nodes(ast.AugAssign))
+            or not index.called.isdisjoint(MUL_METHODS)
+            or any(not b.isdisjoint(_TORCH_MUL) for b in index.imports.values())
+        )
+        if not multiplies:
+            return False
+        for call in index.nodes(ast.Call):
+            func = call.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+            if name is None:
+                continue
+            position = 2 if name in _FUNCTIONAL_NAMES else 0 if name in _MODULE_NAMES else None
+            if position is None and isinstance(func, ast.Name):
+                # an alias: `from torch.nn.functional import cross_entropy as ce`
+                qualnames = index.qualnames(func)
+                if not qualnames.isdisjoint(FUNCTIONAL_LOSSES):
+                    position = 2
+                elif not qualnames.isdisjoint(LOSS_MODULES):
+                    position = 0
+            if position is None:
+                continue
+            positional = 0
+            for arg in call.args:
+                if isinstance(arg, ast.Starred):
+                    break
+                positional += 1
+            if positional > position or any(k.arg == "weight" for k in call.keywords):
+                return True
+        return False
 
     VALID = [
         # weight used once: through `weight=` only
@@ -510,7 +564,7 @@ def weight_key(node: cst.BaseExpression, context) -> str | None:
     return name
 
 
-class _SelfAssignments(cst.CSTVisitor):
+class _SelfAssignments(Visitor):
     """`self.A = value` anywhere in a method (nested functions excluded)."""
 
     def __init__(self) -> None:
@@ -541,7 +595,7 @@ def _stored_locals(init: cst.FunctionDef) -> dict[str, set[str]]:
         if isinstance(value, cst.Name) and name:
             out.setdefault(name, set()).add(f"self.{attr}")
 
-    class _Buffers(cst.CSTVisitor):
+    class _Buffers(Visitor):
         def visit_Call(self, node: cst.Call) -> None:
             if (
                 isinstance(node.func, cst.Attribute)
@@ -876,7 +930,7 @@ class _FunctionAnalysis:
                     break
 
 
-class _TaintCollector(cst.CSTVisitor):
+class _TaintCollector(Visitor):
     """Weights multiplied into an expression: directly, or through tainted locals."""
 
     def __init__(self, analysis: _FunctionAnalysis, state: State) -> None:
@@ -912,7 +966,7 @@ class _TaintCollector(cst.CSTVisitor):
         return False
 
 
-class _CallFinder(cst.CSTVisitor):
+class _CallFinder(Visitor):
     def __init__(self) -> None:
         self.calls: list[cst.Call] = []
 
@@ -959,7 +1013,7 @@ def _target_names(target: cst.CSTNode) -> list[str]:
 def _simple_assignments(func: cst.FunctionDef):
     """(name, value) of every single-target `name = value` in func, nested defs excluded."""
 
-    class _Collect(cst.CSTVisitor):
+    class _Collect(Visitor):
         def __init__(self) -> None:
             self.out: list[tuple[str, cst.BaseExpression]] = []
 

@@ -65,13 +65,15 @@ whose `pi` is spelled through a module constant.
 
 from __future__ import annotations
 
+import ast
 import re
 
 import libcst as cst
 
+from trainlint import screen as sc
 from trainlint.imports import dotted_name
 from trainlint.rule import Applicability, Invalid, Rule, Valid
-from trainlint.rules._analysis import BindingTargets
+from trainlint.rules._analysis import BindingTargets, Visitor
 
 COS_FUNCTIONS = {"math.cos", "numpy.cos", "torch.cos", "cmath.cos"}
 PI_CONSTANTS = {"math.pi", "numpy.pi", "torch.pi", "numpy.PI"}
@@ -85,6 +87,7 @@ MIN_TOKENS = {
 }
 WARM_TOKENS = ("warmup", "ramp", "rampup", "warmstart")
 MAX_HOPS = 2
+_COS_FUNCTIONS = frozenset(COS_FUNCTIONS)
 
 
 def tokens(name: str) -> list[str]:
@@ -177,6 +180,42 @@ class InvertedCosineAnnealing(Rule):
     )
     fix_applicability = Applicability.UNSAFE
     trigger_pattern = re.compile(r"\b1(?:\.0*)?[\s\\]*-[\s\\(]*[\w.\s]*?cos[\s\\]*\(")
+
+    @classmethod
+    def may_apply(cls, text: str) -> bool:
+        return "cos" in text and cls.trigger_pattern.search(text) is not None
+
+    @classmethod
+    def screen(cls, index: sc.AstIndex) -> bool:
+        """`1 - cos(<one argument>)` with a cosine function, and a function, class or
+        lambda-holding variable named like cosine annealing."""
+        found = False
+        for node in index.nodes(ast.BinOp):
+            left, right = node.left, node.right
+            if (
+                isinstance(node.op, ast.Sub)
+                and isinstance(left, ast.Constant)
+                and type(left.value) in (int, float)
+                and left.value == 1
+                and isinstance(right, ast.Call)
+                and len(right.args) + len(right.keywords) == 1
+                and index.resolves_to(right.func, _COS_FUNCTIONS)
+            ):
+                found = True
+                break
+        if not found:
+            return False
+        named = [f.name for f in index.functions()] + [c.name for c in index.nodes(ast.ClassDef)]
+        for assign in index.nodes(ast.Assign):
+            if isinstance(assign.value, ast.Lambda):
+                for target in assign.targets:
+                    named += [
+                        n.id if isinstance(n, ast.Name) else n.attr if isinstance(n, ast.Attribute) else n.value
+                        for n in sc.walk(target)
+                        if isinstance(n, (ast.Name, ast.Attribute))
+                        or (isinstance(n, ast.Constant) and isinstance(n.value, str))
+                    ]
+        return any(is_cosine_name(n) for n in named)
 
     VALID = [
         # the correct annealing factor
@@ -807,7 +846,7 @@ def _body_is_warmup(test: cst.BaseExpression) -> bool | None:
 def _identifiers(node: cst.CSTNode) -> list[str]:
     out: list[str] = []
 
-    class _Collect(cst.CSTVisitor):
+    class _Collect(Visitor):
         def visit_Name(self, n: cst.Name) -> None:
             out.append(n.value)
 
@@ -837,7 +876,7 @@ def _uses(func: cst.FunctionDef, name: str, assign: cst.CSTNode):
     """Each load of `name` in func (outside the binding itself), with its ancestors."""
     found: list[tuple[cst.CSTNode, list[cst.CSTNode]]] = []
 
-    class _Find(cst.CSTVisitor):
+    class _Find(Visitor):
         def __init__(self) -> None:
             self.path: list[cst.CSTNode] = []
 

@@ -39,7 +39,14 @@ from __future__ import annotations
 import re
 
 from trainlint.rule import Applicability, Invalid, Rule, Valid
-from trainlint.suppress import UNUSED_SUPPRESSION, UNUSED_SUPPRESSION_NAME
+from trainlint.rules._analysis import windowed_search
+from trainlint.suppress import UNUSED_SUPPRESSION, UNUSED_SUPPRESSION_NAME, Suppressions
+
+
+def _known_codes() -> set[str]:
+    from trainlint.registry import all_rules
+
+    return {r.code for r in all_rules()}
 
 
 class UnusedSuppression(Rule):
@@ -52,6 +59,18 @@ class UnusedSuppression(Rule):
     message = "Unused suppression comment"
     fix_applicability = Applicability.SAFE
     trigger_pattern = re.compile(r"trainlint:|noqa", re.IGNORECASE)
+
+    @classmethod
+    def may_apply(cls, text: str) -> bool:
+        return windowed_search(cls.trigger_pattern, text, ("trainlint:", "noqa"), 10)
+
+    @classmethod
+    def screen(cls, index) -> bool:
+        """Some directive that could be reported unused: what `Suppressions.unused` finds
+        when no diagnostic was suppressed and every known rule counts as checked (it can
+        only find less after a real run)."""
+        suppressions = Suppressions(index.text)
+        return bool(suppressions.unused(checked=_known_codes(), known=_known_codes()))
     # The engine does the work (see Suppressions.unused_reports): it needs every other
     # rule's diagnostics first. This class carries the code, the docs and the examples.
     VALID = (

@@ -103,3 +103,295 @@ def test_prefilter_skips_parse_but_still_checks_syntax():
 def test_newer_syntax_than_the_interpreter_is_not_an_error():
     src = b"type X = int\ndef f[T](x: T) -> T:\n    return x\n"
     assert engine.lint("new.py", src, [TL001]).diagnostics == []
+
+
+# ------------------------------------------------------------- prefilter and ast screen
+
+
+def test_files_ruled_out_by_text_or_screen_are_not_parsed(monkeypatch):
+    text_only = engine.lint("a.py", b"x = 1\n", [TL005])
+    assert text_only.diagnostics == [] and not text_only.parsed
+    assert text_only.skipped_by == "prefilter"
+    # the text says `def f(x=[]),`, but only in a comment: the screen rules TL005 out
+    screened = engine.lint("b.py", b"# def f(x=[]),\nx = 1\n", [TL005])
+    assert screened.diagnostics == [] and not screened.parsed
+    assert screened.skipped_by == "screen"
+    kept = engine.lint("c.py", b"def f(x=[]):\n    return x\n", [TL005])
+    assert [d.code for d in kept.diagnostics] == ["TL005"] and kept.parsed
+    monkeypatch.setattr(engine, "PREFILTER", False)
+    for name, data in (("a.py", b"x = 1\n"), ("b.py", b"# def f(x=[]),\nx = 1\n")):
+        result = engine.lint(name, data, [TL005])
+        assert result.parsed and result.skipped_by is None and result.diagnostics == []
+
+
+def test_screened_out_files_still_get_syntax_and_nesting_errors():
+    deep = b"# def f(x=[]),\nx = " + b"- " * 1100 + b"1\n"
+    [d] = engine.lint("d.py", deep, [TL005]).diagnostics
+    assert d.code == "TL000" and "nested" in d.message and d.row == 2
+    parens = b"# def f(x=[]),\nx = " + b"(" * 300 + b")" * 300 + b"\n"
+    [d] = engine.lint("p.py", parens, [TL005]).diagnostics
+    assert d.code == "TL000" and "too many nested parentheses" in d.message
+    [d] = engine.lint("s.py", b"# def f(x=[]),\nx = (\n", [TL005]).diagnostics
+    assert d.code == "TL000" and d.message.startswith("syntax error")
+
+
+def test_newer_syntax_than_cpython_runs_every_rule_unscreened():
+    """`def f[T]` is Python 3.12: where CPython cannot parse, LibCST decides and no rule is
+    screened out."""
+    import sys
+
+    if sys.version_info >= (3, 12):
+        import pytest
+
+        pytest.skip("CPython parses PEP 695 here")
+    result = engine.lint("g.py", b"def f[T](x=[]):\n    return x\n", [TL005])
+    assert [d.code for d in result.diagnostics] == ["TL005"] and result.parsed
+
+
+def test_screen_sees_imports_under_any_alias():
+    from trainlint.screen import AstIndex
+
+    index = AstIndex(engine._cpython_ast(
+        "import torch as T\nfrom torch.nn import functional as F\n"
+        "from torch import where as w\nfrom . import torch as local\n"
+        "def f():\n    import numpy as T\n"
+    ))
+    assert index.imports["T"] == {"torch", "numpy"}
+    assert index.imports["F"] == {"torch.nn.functional"}
+    assert "local" not in index.imports
+    call = engine._cpython_ast("T.cuda.FloatTensor\nw\n").body
+    assert index.qualnames(call[0].value) == {"torch.cuda.FloatTensor", "numpy.cuda.FloatTensor"}
+    assert index.resolves_to(call[1].value, {"torch.where"})
+
+
+class BrokenScreen(Rule):
+    """TL005 with a screen that raises: the rule must still run."""
+
+    code = "TL997"
+    name = "broken-screen"
+    message = "x"
+    VALID: list[Valid] = []
+    INVALID: list[Invalid] = []
+
+    @classmethod
+    def screen(cls, index):
+        raise ValueError("bug")
+
+    def visit_FunctionDef(self, node):
+        self.report(node.name)
+
+
+def test_a_failing_screen_rules_nothing_out():
+    result = engine.lint("x.py", b"def f():\n    pass\n", [BrokenScreen])
+    assert [d.code for d in result.diagnostics] == ["TL997"]
+
+
+# ------------------------------------------------------------- positions and fix edits
+
+
+def _locate_both(code: bytes, rules):
+    from trainlint.suppress import Suppressions
+
+    source = engine.decode(code)
+    module = engine.parse(source)
+    reports, _ = engine.run_rules(module, rules)
+    stale = Suppressions(source.text).unused_reports(module, {r.code for r in rules})
+    reports += stale
+    fast = engine._locate("f.py", module, reports, True)
+    slow = engine._locate_reference("f.py", module, reports, True)
+    return fast, slow
+
+
+def _every_example():
+    from trainlint.registry import all_rules
+
+    for rule in all_rules():
+        for example in rule.INVALID:
+            yield example.code.encode()
+    from pathlib import Path
+
+    for path in sorted((Path(__file__).parent.parent / "fixtures").rglob("*.py")):
+        yield path.read_bytes()
+
+
+def test_statement_wise_positions_and_edits_equal_whole_module_ones():
+    """`_locate` works on the top-level statements involved only; it must give what the
+    position provider and a transform of the whole module give."""
+    from trainlint.registry import all_rules
+
+    extra = [
+        b"# trainlint: ignore[TL005]\nimport os\n\n\ndef f(x=[]):\n    return x\n",
+        b"def f(x=[]):\r\n    return x\r\n\r\nclass C:\r\n    def g(self, y={}):\r\n        pass",
+        b"x = 1\n\n\ndef f(x=[]):  # noqa: TL005, TL999\n    return x\n# trainlint: ignore\n",
+        b"\xef\xbb\xbfimport random\ndef f(a):\n    random.shuffle(a)\n    return a\n",
+        b"def f(x=[]): return x\ndef g(y=[]):\n    if y: return y\n    return []",
+    ]
+    rules = list(all_rules())
+    checked = 0
+    for code in [*extra, *_every_example()]:
+        try:
+            fast, slow = _locate_both(code, rules)
+        except engine.SourceError:
+            continue
+        assert fast == slow, code
+        assert [d.edits for d in fast] == [d.edits for d in slow], code
+        checked += len(fast)
+    assert checked > 100
+
+
+def test_attribute_writes_equals_a_full_walk():
+    """`_analysis.attribute_writes` walks statements only; it must find what the visitor
+    over every node finds, in the same order."""
+    from trainlint.rules import _analysis
+
+    code = '''
+class A(Base):
+    def __init__(self, n):
+        self.a = self.b = 0
+        (self.c, [self.d, *self.e]) = 1, (2, 3)
+        self.f: int = 1
+        self.g += 1
+        if n: self.h = 1
+        elif n > 1:
+            self.i = 2
+        else:
+            self.j = 3
+        for _ in range(n):
+            self.k = 1
+        else:
+            self.l = 1
+        while n:
+            self.m = 1
+        try:
+            self.n = 1
+        except ValueError as exc:
+            self.o = 1
+        else:
+            self.p = 1
+        finally:
+            self.q = 1
+        with ctx() as c:
+            self.r = 1
+        try:
+            pass
+        except* TypeError:
+            self.r2 = 1
+        match n:
+            case 1:
+                self.s = 1
+            case _:
+                self.t = 1
+        def helper(self):
+            self.not_seen = 1
+        def __init__(inner):
+            self.u = 1
+        class Inner:
+            def __init__(self):
+                self.v = 1
+            def other(self):
+                self.not_seen_either = 1
+        lambda: None
+    def step(self): self.w = 1; self.x -= 1
+    async def run(self):
+        async with a:
+            self.y = 1
+        async for _ in b:
+            self.z = 1
+'''
+    from pathlib import Path
+
+    from trainlint.registry import all_rules
+
+    sources = [code] + [p.read_text() for p in sorted((Path(__file__).parent.parent / "fixtures").rglob("*.py"))]
+    sources += [ex.code for rule in all_rules() for ex in (*rule.VALID, *rule.INVALID)]
+    classes = 0
+    for source in sources:
+        try:
+            module = cst.parse_module(source)
+        except cst.ParserSyntaxError:
+            continue
+
+        class Classes(cst.CSTVisitor):
+            found: list = []
+
+            def visit_ClassDef(self, node):
+                self.found.append(node)
+
+        finder = Classes()
+        finder.found = []
+        module.visit(finder)
+        for cls in finder.found:
+            fast = _analysis.attribute_writes(cls)
+            slow = _analysis._attribute_writes_by_visitor(cls)
+            key = lambda d: {k: [(w.method, id(w.statement), id(w.target), w.augmented) for w in v] for k, v in d.items()}
+            assert list(fast) == list(slow) and key(fast) == key(slow), cls.name.value
+            classes += 1
+    assert classes > 100
+    assert "u" in _analysis.attribute_writes(cst.parse_module(code).body[0])
+
+
+def test_walk_visits_like_libcst():
+    """`engine.walk` must call on_visit/on_leave on the nodes LibCST's own traversal
+    visits, in the same order (rules see `context.stack`), and skip children like it."""
+    from pathlib import Path
+
+    from trainlint.registry import all_rules
+
+    everything = '''
+"""doc"""  # c
+from . import (a as b,  # x
+    c)
+from m import *
+import os.path as p, sys
+@dec(1)
+@dec2
+async def f(x: int = 1, /, y=[], *a, z, **k) -> "T":
+    global g
+    nonlocal_ = lambda q=1, *r: q
+    s = f"{x!r:>{y}} {z=} {'a' 'b'}" + u"z" "w", b"x" rb'y'
+    t = [i async for i in a if i] or {i: j for i, j in k} or {*a} or (i for i in a)
+    u = x if y else (yield z) ; v: list[int] = ...
+    w = (q := 1) @ 2 ** -~+3 // 4 % 5 << 6 >> 7 & 8 ^ 9 | 10
+    del w[1:2:3], w.x
+    assert x, "m"
+    async with a as (b, c), d: await e
+    async for i, *j in k: continue
+    else: pass
+    try: raise X from Y
+    except (A, B) as e: return
+    else: pass
+    finally: break
+    try: pass
+    except* E: pass
+    match x:
+        case [1, *rest] if rest: pass
+        case {"k": v, **kw}: pass
+        case Point(x=0, y=_) | None: pass
+        case str() as s: pass
+    while not x < y <= z is not w in v not in u: x += 1
+    class C(B, metaclass=M): x = 1; y = 2
+'''
+    sources = [everything] + [
+        p.read_text() for p in sorted((Path(__file__).parent.parent / "fixtures").rglob("*.py"))
+    ]
+    sources += [ex.code for rule in all_rules() for ex in (*rule.VALID, *rule.INVALID)]
+
+    class Log(cst.CSTVisitor):
+        def __init__(self, skip=()):
+            self.events = []
+            self.skip = skip
+
+        def on_visit(self, node):
+            self.events.append(("visit", id(node)))
+            return type(node).__name__ not in self.skip
+
+        def on_leave(self, original_node):
+            self.events.append(("leave", id(original_node)))
+
+    for source in sources:
+        module = cst.parse_module(source)
+        for skip in ((), ("FunctionDef", "Call")):
+            ours, theirs = Log(skip), Log(skip)
+            engine.walk(module, ours)
+            module.visit(theirs)
+            assert ours.events == theirs.events

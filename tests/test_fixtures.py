@@ -17,6 +17,7 @@ from trainlint.registry import select
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 PROGRAMS = sorted(FIXTURES.rglob("*.py"))
 SEED = [p for p in PROGRAMS if p.parent.name == "seed"]
+FIXABLE = [p for p in PROGRAMS if p.parent.name in ("seed", "train")]
 EXPECT = re.compile(r"#.*\bexpect: (?P<codes>TL\d{3}(?:\s*,\s*TL\d{3})*)")
 
 
@@ -51,7 +52,7 @@ def test_clean_fixtures_have_no_expectations():
             assert not expected(path), f"{path} is a clean fixture but expects diagnostics"
 
 
-@pytest.mark.parametrize("path", SEED, ids=ids(SEED))
+@pytest.mark.parametrize("path", FIXABLE, ids=ids(FIXABLE))
 def test_golden_fix(path):
     golden = path.with_name(path.name + ".fixed")
     assert golden.exists(), f"no golden file {golden.name}"
@@ -90,3 +91,9 @@ def test_cli_reports_every_expected_line(monkeypatch):
             want[(rel, row, code)] += n
     assert got == want
     assert result.output.splitlines()[-1].startswith(f"Found {sum(want.values())} error")
+
+
+def test_every_default_rule_fires_on_a_fixture():
+    covered = {code for path in PROGRAMS for (_, code) in expected(path)}
+    missing = [r.code for r in select(None, [], []) if r.code not in covered]
+    assert not missing, f"no fixture expects {missing}"

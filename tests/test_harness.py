@@ -280,3 +280,33 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return "gone"
+
+
+def test_module_fixes_confirmed():
+    verdicts = by_rule(verdicts_for(FIXTURES / "train" / "custom_module.py"))
+    [tl110] = verdicts["TL110"]
+    assert tl110.verdict == "confirmed", tl110.evidence
+    assert "`self.heads` holds 4 parameter tensors, of which 0 reach the optimizer" in tl110.evidence
+    [tl113] = verdicts["TL113"]
+    assert tl113.verdict == "confirmed", tl113.evidence
+    assert "after `.double()`, `self.margins` is still torch.float32" in tl113.evidence
+    [tl115] = verdicts["TL115"]
+    assert tl115.verdict == "confirmed", tl115.evidence
+    assert "cannot assign module before Module.__init__() call" in tl115.evidence
+    [tl114] = verdicts["TL114"]
+    assert tl114.verdict == "inconclusive"  # forward is never run: the inputs are unknown
+
+
+def test_amp_clip_fix_confirmed_by_replaying_the_loop_order():
+    [v] = verdicts_for(FIXTURES / "train" / "amp_loop.py")
+    assert (v.code, v.verdict) == ("TL105", "confirmed"), v.evidence
+    assert "order replayed: backward, clip, step" in v.evidence
+    assert "as in plain training" in v.evidence
+
+
+def test_training_loop_fixes_are_not_observable():
+    verdicts = verdicts_for(FIXTURES / "train" / "classic_loop.py")
+    assert {v.code for v in verdicts} == {"TL101", "TL102", "TL103", "TL112"}
+    for v in verdicts:
+        assert v.verdict == "inconclusive"
+        assert v.evidence.startswith("not observable by a probe")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from helpers import fix_code, lint_code
+from trainlint import engine
 from trainlint.registry import all_rules
+from trainlint.screen import AstIndex
 
 VALID = [
     pytest.param(rule, ex, id=f"{rule.code}-valid-{i}")
@@ -57,6 +59,63 @@ def test_trigger_is_necessary(rule, example):
     assert rule.may_apply(example.code), f"{rule.code}'s text prefilter rejects an INVALID example"
 
 
+def ast_index(code: str) -> AstIndex | None:
+    """The index the engine screens with; None where CPython cannot parse the code (the
+    engine then runs every rule the text prefilter let through)."""
+    try:
+        return AstIndex(engine._cpython_ast(code), code)
+    except SyntaxError:
+        return None
+
+
+@pytest.mark.parametrize("rule, example", INVALID)
+def test_screen_is_necessary(rule, example):
+    index = ast_index(example.code)
+    assert index is None or rule.screen(index), (
+        f"{rule.code}'s ast screen rejects an INVALID example:\n{example.code}"
+    )
+
+
+# Every example of every rule, and every fixed version, through every rule: wherever a rule
+# reports (on any rule's example), its text prefilter and its screen must let the file through.
+EVERY_EXAMPLE = sorted(
+    {
+        code
+        for rule in all_rules()
+        for ex in (*rule.VALID, *rule.INVALID)
+        for code in (ex.code, getattr(ex, "fixed", None))
+        if code is not None
+    }
+)
+
+
+@pytest.fixture
+def unfiltered(monkeypatch):
+    monkeypatch.setattr(engine, "PREFILTER", False)
+
+
+@pytest.mark.parametrize("code", EVERY_EXAMPLE, ids=lambda c: f"{hash(c) & 0xFFFFFF:06x}")
+def test_prefilter_and_screen_pass_wherever_a_rule_reports(code, unfiltered):
+    reported = {d.code for d in lint_code(code, all_rules())}
+    index = ast_index(code)
+    for rule in all_rules():
+        if rule.code in reported:
+            assert rule.may_apply(code), f"{rule.code}'s text prefilter rejects:\n{code}"
+            assert index is None or rule.screen(index), f"{rule.code}'s screen rejects:\n{code}"
+
+
+# Rules that compute their `trigger_pattern`'s answer a faster way (their own `may_apply`).
+FAST_PREFILTERS = [r for r in all_rules() if r.trigger_pattern is not None and "may_apply" in vars(r)]
+
+
+@pytest.mark.parametrize("rule", FAST_PREFILTERS, ids=lambda r: r.code)
+def test_fast_prefilter_agrees_with_trigger_pattern(rule):
+    """A rule's faster `may_apply` must accept every text its pattern matches."""
+    for code in EVERY_EXAMPLE:
+        if rule.trigger_pattern.search(code):
+            assert rule.may_apply(code), f"{rule.code}: may_apply rejects what its pattern matches:\n{code}"
+
+
 @pytest.mark.parametrize("rule", all_rules(), ids=lambda r: r.code)
 def test_documentation_sections(rule):
     doc = rule.documentation()
@@ -65,3 +124,40 @@ def test_documentation_sections(rule):
     assert (rule.fix_applicability is None) == (
         "no fix" in doc.split("## Fix safety", 1)[1].lower()
     ), f"{rule.code}: the Fix safety section disagrees with fix_applicability"
+
+
+# Random texts built from the pieces the trigger patterns look at: a faster may_apply must
+# accept everything its rule's trigger_pattern matches (TL002/TL008/TL901 compute the very
+# same answer; TL005/TL006 may accept a little more).
+_PIECES = [
+    "def", "def ", " ", "  ", "\n", "\n    ", "\t", "f", "x", "_", "(", ")", "=", "= ", "[", "]",
+    "{", "}", "lambda", ",", ":", ") -> int:", "->", "#", "# c", "list", "dict(", "set", "deque(",
+    "collections.", "OrderedDict(", ".", "1", "16", "-1", "view(", "reshape (", "batch_size",
+    "BSZ", "bs", "abs", "lr", "LR", "base_lr", "initial_learning_rate", "'lr'", '"lr"', "lr0",
+    "max_lrs", "ng_rate", "\u017f", "\u0130", "trainlint:", "noqa", "NOQA", "sort(", "shuffle",
+]
+
+
+# signatures, for the mutable-default patterns of TL005/TL006
+_SIGNATURE_PIECES = [
+    "def f(", "def\n  g (", "lambda ", "lambda: ", "x", "x=", "y: int =", " = ", "=", "[]", "{}",
+    "[1, 2]", "list()", "set(", "collections . deque(", "Counter()", " ", "\n", "\n    ", ",",
+    ", ", "):", ") -> T:", ")\n  -> T:", "  # c", "(", ")", ":", "=(", "*", "\\\n",
+]
+
+
+def _random_texts(count: int = 4000, seed: int = 6) -> list[str]:
+    import random
+
+    rng = random.Random(seed)
+    out = []
+    for pieces in (_PIECES, _SIGNATURE_PIECES):
+        out += ["".join(rng.choice(pieces) for _ in range(rng.randint(1, 24))) for _ in range(count)]
+    return out
+
+
+@pytest.mark.parametrize("rule", FAST_PREFILTERS, ids=lambda r: r.code)
+def test_fast_prefilter_agrees_with_trigger_pattern_on_random_texts(rule):
+    for text in _random_texts():
+        if rule.trigger_pattern.search(text):
+            assert rule.may_apply(text), f"{rule.code}: may_apply rejects {text!r}"

@@ -1,7 +1,10 @@
-"""Parallel and cached runs give exactly the output of a serial, uncached run (issue 6).
+"""Parallel, cached and prefiltered runs give exactly the output of a serial, uncached,
+unfiltered run (issue 6).
 
 Compared on the fixtures and on a sample of torch's installed sources (always present where
-the tests run), in text and JSON (with fix edits), for check, --diff and --fix.
+the tests run), in text and JSON (with fix edits), for check, --diff and --fix. The text
+prefilter and the ast screen (`engine.PREFILTER`) are compared with a run that parses every
+file and runs every selected rule on it.
 """
 
 from __future__ import annotations
@@ -13,29 +16,41 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from trainlint import engine
 from trainlint.cli import main
 from trainlint.config import Settings
+from trainlint.registry import all_rules
 from trainlint.report import FORMATS
 from trainlint.runner import Options, Runner
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
 
-def torch_sample(count: int = 40, max_bytes: int = 25_000) -> list[Path]:
+SUBDIRS = ("optim", "nn/modules", "nn", "utils/data", "distributions", "ao/nn/quantized/modules")
+# Wider, for the prefilter: schedulers, losses, quantisation, data, models, tests of them.
+WIDE_SUBDIRS = SUBDIRS + (
+    "nn/utils", "nn/parallel", "ao/quantization", "utils", "testing/_internal", "_dynamo",
+    "distributed/optim", "optim/_multi_tensor", "nn/intrinsic/qat/modules", "onnx",
+)
+
+
+def torch_sample(
+    count: int = 40, max_bytes: int = 25_000, subdirs: tuple[str, ...] = SUBDIRS, stride: int = 1
+) -> list[Path]:
     """A fixed sample of torch's own modules: optimizers, layers, data, distributions."""
     spec = importlib.util.find_spec("torch")  # located, not imported (importing is slow)
     if spec is None or not spec.submodule_search_locations:
         pytest.skip("torch is not installed")
     root = Path(list(spec.submodule_search_locations)[0])
     pool = []
-    for sub in ("optim", "nn/modules", "nn", "utils/data", "distributions", "ao/nn/quantized/modules"):
+    for sub in subdirs:
         pool += sorted(p for p in (root / sub).glob("*.py") if 500 < p.stat().st_size <= max_bytes)
     seen, out = set(), []
     for p in pool:
         if p not in seen:
             seen.add(p)
             out.append(p)
-    return out[:count]
+    return out[::stride][:count]
 
 
 @pytest.fixture(scope="module")
@@ -117,3 +132,71 @@ def test_fix_and_diff_with_jobs_and_warm_cache(tree, tmp_path, monkeypatch):
         assert (b / "src" / p.relative_to(a / "src")).read_bytes() == p.read_bytes()
     # after fixing, a cached run agrees with an uncached one on the fixed tree
     assert cli("src").output == cli("src", "--no-cache", "-j", "1").output
+
+
+# ------------------------------------------------------------------ prefilter and screen
+
+# Suppressions of rules that the text prefilter or the screen rules out: TL901 must call
+# them unused exactly as when those rules run and report nothing.
+SUPPRESSIONS = {
+    "screened.py": "import torch\nmask = torch.zeros(3)  # noqa: TL010\nx = mask[1]  # trainlint: ignore[TL002]\n",
+    "filtered.py": "def f(x):  # noqa: TL005, E501\n    return x  # trainlint: ignore\n",
+    "used.py": "def f(x=[]):  # noqa: TL005\n    return x\n",
+}
+
+
+@pytest.fixture(scope="module")
+def wide_tree(tmp_path_factory):
+    """The fixtures, a wide sample of torch's sources and files with suppressions."""
+    root = tmp_path_factory.mktemp("prefilter")
+    for p in FIXTURES.rglob("*.py"):
+        dest = root / "fixtures" / p.relative_to(FIXTURES)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(p, dest)
+    for i, p in enumerate(torch_sample(45, 60_000, WIDE_SUBDIRS, stride=6)):
+        dest = root / "torch_sample" / f"{i:02d}_{p.parent.name}_{p.name}"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(p, dest)
+    for name, text in SUPPRESSIONS.items():
+        (root / "suppressions").mkdir(exist_ok=True)
+        (root / "suppressions" / name).write_text(text)
+    return root
+
+
+def _key(d):
+    return (d.path, d.row, d.column, d.end_row, d.end_column, d.code, d.name, d.message,
+            d.help, d.data, d.edits, d.fix and (d.fix.applicability, d.fix.message))
+
+
+def test_prefilter_and_screen_change_no_diagnostic(wide_tree, monkeypatch):
+    """Every rule (TL901 included, which must see the suppressions of rules that were
+    filtered out as unused): the same diagnostics, byte for byte, as parsing every file and
+    running every rule on it."""
+    monkeypatch.chdir(wide_tree)
+    fast, fast_json = lint(wide_tree, fmt="json", jobs=1, cache=False, select=["TL"])
+    monkeypatch.setattr(engine, "PREFILTER", False)
+    full, full_json = lint(wide_tree, fmt="json", jobs=1, cache=False, select=["TL"])
+    assert full.stats.files >= 50 and full.stats.parsed == full.stats.linted
+    assert fast_json == full_json
+    assert render(fast, "text") == render(full, "text")
+    assert [_key(d) for d in fast.diagnostics] == [_key(d) for d in full.diagnostics]
+    assert len(full.diagnostics) >= 10
+    assert fast.stats.parsed < full.stats.parsed  # files ruled out were never parsed
+    unused = {d.path.split("/")[-1] for d in full.diagnostics if d.code == "TL901"}
+    assert unused >= {"screened.py", "filtered.py"}
+
+
+def test_prefilter_and_screen_change_no_fix(monkeypatch):
+    """--fix: the same bytes and the same applied fixes, file by file."""
+    rules = all_rules()
+    for path in sorted(FIXTURES.rglob("*.py")):
+        data = path.read_bytes()
+        monkeypatch.setattr(engine, "PREFILTER", True)
+        fast = engine.fix(path.name, data, rules, unsafe=True)
+        monkeypatch.setattr(engine, "PREFILTER", False)
+        full = engine.fix(path.name, data, rules, unsafe=True)
+        assert fast.data == full.data, path
+        assert [_key(d) for d in fast.applied] == [_key(d) for d in full.applied], path
+        assert [_key(d) for d in fast.remaining.diagnostics] == [
+            _key(d) for d in full.remaining.diagnostics
+        ], path

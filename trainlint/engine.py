@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import difflib
 import io
+import operator
 import re
 import sys
 import threading
@@ -14,12 +16,13 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
+from libcst.metadata import CodePosition, CodeRange, MetadataWrapper, PositionProvider
 
 from trainlint.context import Context
 from trainlint.diagnostic import Diagnostic, Edit, internal
 from trainlint.imports import ImportTable
 from trainlint.rule import Fix, Report, Rule
+from trainlint.screen import AstIndex
 from trainlint.suppress import UNUSED_SUPPRESSION, Suppressions
 
 MAX_FIX_ROUNDS = 10
@@ -137,25 +140,10 @@ def guard_nesting(source: Source) -> None:
     """Refuse, as a SourceError, code too deeply nested for LibCST's parser to handle sanely.
 
     A cheap look at the text first: most files have no long lines and shallow brackets, and
-    skip CPython's parse (a tenth of LibCST's) and the depth count.
+    skip CPython's parse (a fraction of LibCST's) and the depth count.
     """
-    if not _may_be_deep(source.text):
-        return
-    try:
-        tree = _cpython_ast(source.text)
-    except SyntaxError as exc:
-        if exc.msg in _DEFINITIVE_SYNTAX_ERRORS:
-            raise SourceError(f"syntax error: {exc.msg}", exc.lineno or 1, exc.offset or 1) from None
-        return  # newer syntax, or an error LibCST reports with its own position
-    except (RecursionError, MemoryError):
-        raise SourceError(_CPYTHON_TOO_DEEP) from None
-    depth, row = ast_depth(tree)
-    if depth > MAX_NESTING:
-        raise SourceError(
-            f"the code is nested {depth} levels deep (more than {MAX_NESTING}); not analysed "
-            "(generated code? exclude it)",
-            row,
-        )
+    if _may_be_deep(source.text):
+        syntax_tree(source)
 
 
 def _may_be_deep(text: str) -> bool:
@@ -196,6 +184,81 @@ class LintResult:
     parsed: bool = False
     module: cst.Module | None = None
     source: Source | None = None
+    # Why a readable file was not parsed with LibCST: "prefilter" (no rule's text
+    # condition matched) or "screen" (no rule passed its ast screen); for statistics.
+    skipped_by: str | None = None
+
+
+# --------------------------------------------------------------------- rule selection
+
+# False: every selected rule runs on every file, with no text prefilter and no ast screen.
+# The reference that prefiltered runs must equal byte for byte (tests, bench/run.py).
+PREFILTER = True
+
+
+def select_rules(source: Source, rules: Sequence[type[Rule]]) -> tuple[list[type[Rule]], str | None]:
+    """The rules that may report on the file, and what ruled the others out.
+
+    1. the text prefilter (`Rule.may_apply`); with no rule left, CPython's syntax check;
+    2. CPython's `ast` of the file, which is also its syntax and nesting check (the same
+       verdicts as `check_syntax` and `guard_nesting`); code that CPython cannot parse but
+       LibCST may (newer syntax) skips the screen;
+    3. the structural screen (`Rule.screen`) on an `AstIndex` of that tree.
+
+    Raises SourceError for a file that must become a TL000.
+    """
+    if not PREFILTER and rules:
+        guard_nesting(source)
+        return list(rules), None
+    text = source.text
+    runnable = [r for r in rules if r.may_apply(text)]
+    if not runnable:
+        check_syntax(source)
+        return [], "prefilter"
+    tree = syntax_tree(source)
+    if tree is None:
+        return runnable, None
+    remaining = screen(runnable, AstIndex(tree, text))
+    return remaining, None if remaining else "screen"
+
+
+def syntax_tree(source: Source) -> ast.Module | None:
+    """CPython's tree of the file, after the checks `guard_nesting` makes; None when
+    CPython cannot parse it but LibCST should have its say (newer syntax, a syntax error
+    that LibCST reports with CPython's message, recursion in a file not obviously deep)."""
+    try:
+        tree = _cpython_ast(source.text)
+    except SyntaxError as exc:
+        if exc.msg in _DEFINITIVE_SYNTAX_ERRORS:
+            raise SourceError(f"syntax error: {exc.msg}", exc.lineno or 1, exc.offset or 1) from None
+        return None
+    except (RecursionError, MemoryError):
+        if _may_be_deep(source.text):
+            raise SourceError(_CPYTHON_TOO_DEEP) from None
+        return None
+    if _may_be_deep(source.text):
+        depth, row = ast_depth(tree)
+        if depth > MAX_NESTING:
+            raise SourceError(
+                f"the code is nested {depth} levels deep (more than {MAX_NESTING}); not analysed "
+                "(generated code? exclude it)",
+                row,
+            )
+    return tree
+
+
+def screen(rules: Sequence[type[Rule]], index: AstIndex) -> list[type[Rule]]:
+    """The rules whose screen does not rule the file out. A screen that fails (a bug, or
+    recursion on odd code) rules nothing out: the rule runs as if it had no screen."""
+    out = []
+    for rule in rules:
+        try:
+            keep = rule.screen(index)
+        except Exception:  # noqa: BLE001 - the rule itself runs and reports its own errors
+            keep = True
+        if keep:
+            out.append(rule)
+    return out
 
 
 def _run_deep(function: Callable, *args, **kwargs):
@@ -258,11 +321,9 @@ def _lint(
 ) -> LintResult:
     try:
         source = decode(data)
-        runnable = [r for r in rules if r.may_apply(source.text)]
+        runnable, skipped_by = select_rules(source, rules)
         if not runnable:
-            check_syntax(source)
-            return LintResult([], source=source)
-        guard_nesting(source)
+            return LintResult([], source=source, skipped_by=skipped_by)
         module = parse(source)
     except SourceError as exc:
         return LintResult([internal(path, exc.message, exc.row, exc.column)])
@@ -283,9 +344,102 @@ def run_rules(module: cst.Module, rules: Sequence[type[Rule]]) -> tuple[list[Rep
     context = Context(module, ImportTable.of_module(module))
     instances = [rule(context) for rule in rules]
     dispatcher = _Dispatcher(instances, context.stack)
-    module.visit(dispatcher)  # a RecursionError goes up to lint(), which retries deeper
+    walk(module, dispatcher)  # a RecursionError (in a rule) goes up to lint(), which retries deeper
     reports = [r for rule in instances if rule not in dispatcher.failed for r in rule.reports]
     return reports, dispatcher.failures
+
+
+# ------------------------------------------------------------------------- traversal
+
+# LibCST's `node.visit(visitor)` rebuilds every node of the tree (and validates it) even
+# for a visitor that changes nothing, which costs about as much as parsing. `walk` calls
+# the same `on_visit`/`on_leave` methods on the same nodes in the same order, and rebuilds
+# nothing. The order of each node type's children is LibCST's own: it is read once per
+# type from the node's `_visit_and_replace_children`, with a visitor that records which
+# attribute it visits and enters none.
+FAST_WALK = True
+_CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
+# Fields that `_visit_and_replace_children` visits only when set (so a first instance
+# without them does not show where they go): (type name, field).
+_CONDITIONAL_FIELDS = {("FormattedStringExpression", "format_spec"),
+                       ("TemplatedStringExpression", "format_spec")}
+
+
+class _FieldOrder(cst.CSTVisitor):
+    def __init__(self) -> None:
+        self.fields: list[str] = []
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        return False
+
+    def on_leave(self, original_node: cst.CSTNode) -> None:
+        pass
+
+    def on_visit_attribute(self, node: cst.CSTNode, attribute: str) -> None:
+        self.fields.append(attribute)
+
+    def on_leave_attribute(self, original_node: cst.CSTNode, attribute: str) -> None:
+        pass
+
+
+def _child_fields(node: cst.CSTNode) -> tuple[str, ...]:
+    kind = type(node)
+    fields = _CHILD_FIELDS.get(kind)
+    if fields is None or any(
+        name == kind.__name__ and field not in fields and getattr(node, field) is not None
+        for name, field in _CONDITIONAL_FIELDS
+    ):
+        recorder = _FieldOrder()
+        node._visit_and_replace_children(recorder)
+        fields = _CHILD_FIELDS[kind] = tuple(dict.fromkeys(recorder.fields))
+        _GETTERS.pop(kind, None)
+    return fields
+
+
+_GETTERS: dict[type, Callable[[cst.CSTNode], tuple]] = {}
+
+
+def _children(node: cst.CSTNode) -> list[cst.CSTNode]:
+    """The children of node, in LibCST's visiting order."""
+    kind = type(node)
+    getter = _GETTERS.get(kind)
+    if getter is None or kind.__name__ in _CONDITIONAL_TYPES:
+        fields = _child_fields(node)
+        getter = _GETTERS.get(kind)
+        if getter is None:
+            if len(fields) == 1:
+                one = operator.attrgetter(fields[0])
+                getter = _GETTERS[kind] = lambda n: (one(n),)
+            else:
+                getter = _GETTERS[kind] = operator.attrgetter(*fields) if fields else lambda n: ()
+    out: list[cst.CSTNode] = []
+    for value in getter(node):
+        if isinstance(value, cst.CSTNode):
+            out.append(value)
+        elif value.__class__ is tuple or value.__class__ is list:
+            out.extend(value)
+    return out
+
+
+def walk(root: cst.CSTNode, visitor: cst.CSTVisitor) -> None:
+    """`root.visit(visitor)` for a visitor that only reads (see above), without recursion."""
+    if not FAST_WALK:
+        root.visit(visitor)
+        return
+    on_visit, on_leave = visitor.on_visit, visitor.on_leave
+    empty = iter(())
+    stack = [(root, iter(_children(root)) if on_visit(root) else empty)]
+    while stack:
+        node, children = stack[-1]
+        child = next(children, None)
+        if child is None:
+            stack.pop()
+            on_leave(node)
+        else:
+            stack.append((child, iter(_children(child)) if on_visit(child) else empty))
+
+
+_CONDITIONAL_TYPES = {name for name, _ in _CONDITIONAL_FIELDS}
 
 
 class _Dispatcher(cst.CSTVisitor):
@@ -341,14 +495,27 @@ class _Dispatcher(cst.CSTVisitor):
         if handlers:
             self._call(handlers, original_node)
 
+    # Rules have no per-attribute handlers (`visit_Call_func`): skip LibCST's lookup of
+    # them, a formatted getattr for every field of every node.
+    def on_visit_attribute(self, node: cst.CSTNode, attribute: str) -> None:
+        pass
+
+    def on_leave_attribute(self, original_node: cst.CSTNode, attribute: str) -> None:
+        pass
+
 
 def _locate(
     path: str, module: cst.Module, reports: list[Report], want_edits: bool
 ) -> list[Diagnostic]:
-    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    layout = _Layout(module)
+    wanted = [(report.node, report.near) for report in reports]
+    if want_edits:
+        wanted += [(old, r.near) for r in reports if r.fix is not None for old, _ in r.fix.edits]
+    layout.find(wanted)
+    spans = layout.positions([report.node for report in reports])
     out = []
     for report in reports:
-        span = positions[report.node]
+        span = spans[id(report.node)]
         diagnostic = Diagnostic(
             path,
             report.code,
@@ -363,9 +530,197 @@ def _locate(
             data=report.data,
         )
         if want_edits and report.fix is not None:
-            diagnostic.edits = fix_edits(module, report.fix)
+            diagnostic.edits = fix_edits(module, report.fix, layout)
         out.append(diagnostic)
     return out
+
+
+def _locate_reference(
+    path: str, module: cst.Module, reports: list[Report], want_edits: bool
+) -> list[Diagnostic]:
+    """`_locate` the plain way (positions of the whole module, fixes applied to the whole
+    module): what `_locate` must equal, for the tests."""
+    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    out = []
+    for report in reports:
+        span = positions[report.node]
+        diagnostic = Diagnostic(
+            path, report.code, report.name, report.message, span.start.line,
+            span.start.column + 1, span.end.line, span.end.column + 1, report.fix,
+            report.help, data=report.data,
+        )
+        if want_edits and report.fix is not None:
+            before = module.code
+            after = module.visit(_Replace({id(old): new for old, new in report.fix.edits})).code
+            diagnostic.edits = _text_edits(before, after)
+        out.append(diagnostic)
+    return out
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _cst_children(node: cst.CSTNode) -> list[cst.CSTNode]:
+    """Every child node (whitespace and comments included), without a visitor."""
+    names = _FIELDS.get(type(node))
+    if names is None:
+        names = _FIELDS[type(node)] = tuple(f.name for f in dataclasses.fields(node))
+    out: list[cst.CSTNode] = []
+    for name in names:
+        value = getattr(node, name)
+        if isinstance(value, cst.CSTNode):
+            out.append(value)
+        elif isinstance(value, (list, tuple)):
+            out.extend(v for v in value if isinstance(v, cst.CSTNode))
+    return out
+
+
+class _Layout:
+    """A module's code, top-level statement by statement.
+
+    Positions (`PositionProvider`) and the code of a fixed module both take a codegen of
+    the whole module, which costs about as much as parsing it. A reported node lies in
+    one top-level statement, and a fix changes one or a few: those are generated alone
+    (at the top level their code does not depend on what precedes them), the rest of the
+    module's code is reused.
+    """
+
+    def __init__(self, module: cst.Module) -> None:
+        self.module = module
+        self._parts: list[str] | None = None  # code of each header line, statement, footer line
+        self._code: str | None = None
+        self._where: dict[int, tuple[int, list[int]]] = {}  # see _find
+        self._absent: set[int] = set()  # looked for, in no top-level statement
+
+    # -- the code, part by part (as Module._codegen_impl generates it)
+
+    def _join(self, parts: list[str]) -> str:
+        module = self.module
+        code = "".join(parts)
+        if module.has_trailing_newline:
+            return code or module.default_newline
+        # the last token, a newline, is dropped
+        return code[:-2] if code.endswith("\r\n") else code[:-1]
+
+    @property
+    def parts(self) -> list[str]:
+        if self._parts is None:
+            module = self.module
+            code_for = module.code_for_node
+            self._parts = [code_for(n) for n in (*module.header, *module.body, *module.footer)]
+        return self._parts
+
+    @property
+    def code(self) -> str:
+        if self._code is None:
+            self._code = self._join(self.parts)
+        return self._code
+
+    def find(self, nodes: list[tuple[cst.CSTNode, cst.CSTNode | None]]) -> None:
+        """Looks up where each node is (see `_find`), in one pass; each node comes with a
+        top-level statement to look in first (or None)."""
+        body = self.module.body
+        index_of = {id(stmt): i for i, stmt in enumerate(body)}
+        first = [index_of[id(near)] for _, near in nodes if near is not None and id(near) in index_of]
+        order = [*dict.fromkeys(first), *range(len(body))]
+        self._search({id(node) for node, _ in nodes}, order)
+
+    def _find(self, wanted: set[int]) -> dict[int, tuple[int, list[int]]]:
+        """id of each wanted node found in a top-level statement -> (the statement's
+        index, ids of the nodes from the statement down to it)."""
+        missing = wanted - self._where.keys() - self._absent
+        if missing:
+            self._search(missing, range(len(self.module.body)))
+        return {i: self._where[i] for i in wanted if i in self._where}
+
+    def _search(self, wanted: set[int], order) -> None:
+        wanted = set(wanted)
+        seen: set[int] = set()
+        for index in order:
+            if not wanted:
+                return
+            if index in seen:
+                continue
+            seen.add(index)
+            path: list[int] = []
+            stack: list[tuple[cst.CSTNode, int]] = [(self.module.body[index], 0)]
+            while stack:
+                node, depth = stack.pop()
+                del path[depth:]
+                path.append(id(node))
+                if id(node) in wanted:
+                    self._where[id(node)] = (index, list(path))
+                    wanted.discard(id(node))
+                    if not wanted:
+                        return
+                stack.extend((child, depth + 1) for child in _cst_children(node))
+        self._absent |= wanted
+
+    # -- positions
+
+    def positions(self, nodes: list[cst.CSTNode]) -> dict[int, CodeRange]:
+        """id(node) -> its `PositionProvider` range, for each node."""
+        wanted = {id(n) for n in nodes}
+        where = self._find(wanted)
+        out: dict[int, CodeRange] = {}
+        if len(where) < len(wanted):  # a comment of the header or footer, the module itself
+            full = _positions(self.module)
+            for node in nodes:
+                out[id(node)] = full[node]
+            return out
+        module, header = self.module, len(self.module.header)
+        for index in sorted({index for index, _ in where.values()}):
+            alone = module.with_changes(header=(), body=(module.body[index],), footer=())
+            spans = _positions(alone)
+            lines = sum(len(_NEWLINE.findall(part)) for part in self.parts[: header + index])
+            for node in nodes:
+                if where[id(node)][0] == index:
+                    span = spans[node]
+                    out[id(node)] = CodeRange(
+                        CodePosition(span.start.line + lines, span.start.column),
+                        CodePosition(span.end.line + lines, span.end.column),
+                    )
+        return out
+
+    # -- fixes
+
+    def fixed_code(self, fix: Fix) -> str:
+        """The module's code with the fix applied (as `module.visit(_Replace(...)).code`)."""
+        module = self.module
+        replacements = {id(old): new for old, new in fix.edits}
+        where = self._find(set(replacements))
+        if len(where) < len(replacements):  # e.g. a comment of the module's header
+            return module.visit(_Replace(replacements)).code
+        path = {id(module)}
+        for _, ids in where.values():
+            path.update(ids)
+        fixed = module.visit(_Replace(replacements, path))
+        if (
+            len(fixed.header) != len(module.header)
+            or len(fixed.body) != len(module.body)
+            or len(fixed.footer) != len(module.footer)
+        ):
+            return fixed.code  # a statement removed or split in two
+        old_nodes = (*module.header, *module.body, *module.footer)
+        new_nodes = (*fixed.header, *fixed.body, *fixed.footer)
+        parts = [
+            part if new is old else fixed.code_for_node(new)
+            for part, old, new in zip(self.parts, old_nodes, new_nodes)
+        ]
+        return self._join(parts)
+
+
+_NEWLINE = re.compile(r"\r\n?|\n")
+
+
+def _positions(module: cst.Module):
+    """`MetadataWrapper(module).resolve(PositionProvider)`, without the wrapper's pass of
+    batchable providers, which walks the whole tree even when there are none."""
+    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+    try:
+        return PositionProvider()._gen(wrapper)
+    except AttributeError:  # a LibCST without this internal API
+        return wrapper.resolve(PositionProvider)
 
 
 # ----------------------------------------------------------------------------- fixes
@@ -414,17 +769,27 @@ class _TargetNesting(cst.CSTVisitor):
 
 
 class _Replace(cst.CSTTransformer):
-    def __init__(self, replacements: dict[int, object]) -> None:
+    """Replaces nodes by identity. With `path` (the ids of the replaced nodes and of every
+    node above one), subtrees off the path are left as they are, not rebuilt."""
+
+    def __init__(self, replacements: dict[int, object], path: set[int] | None = None) -> None:
         self.replacements = replacements
+        self.path = path
+
+    def on_visit(self, node) -> bool:
+        return self.path is None or id(node) in self.path
 
     def on_leave(self, original_node, updated_node):
         return self.replacements.get(id(original_node), updated_node)
 
 
-def fix_edits(module: cst.Module, fix: Fix) -> list[Edit]:
+def fix_edits(module: cst.Module, fix: Fix, layout: _Layout | None = None) -> list[Edit]:
     """The fix as text edits on the original code (for JSON and SARIF output)."""
-    before = module.code
-    after = module.visit(_Replace({id(old): new for old, new in fix.edits})).code
+    layout = layout or _Layout(module)
+    return _text_edits(layout.code, layout.fixed_code(fix))
+
+
+def _text_edits(before: str, after: str) -> list[Edit]:
     a, b = before.splitlines(keepends=True), after.splitlines(keepends=True)
     edits = []
     matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)

@@ -6,13 +6,14 @@ import enum
 import inspect
 import re
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Sequence, Union
 
 import libcst as cst
 
 if TYPE_CHECKING:
     from trainlint.context import Context
+    from trainlint.screen import AstIndex
 
 
 class Applicability(str, enum.Enum):
@@ -44,6 +45,9 @@ class Report:
     help: str | None = None
     # Machine-readable details (e.g. the counter attribute) for the runtime harness.
     data: dict | None = None
+    # The top-level statement being visited when the rule reported, if any: where the
+    # engine looks for the node first when it locates it (a hint; never trusted blindly).
+    near: cst.CSTNode | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -106,8 +110,10 @@ class Rule:
         help: str | None = None,
         data: dict | None = None,
     ) -> None:
+        stack = self.context.stack
+        near = stack[1] if len(stack) > 1 else None
         self.reports.append(
-            Report(self.code, self.name, message or self.message, node, fix, help, data)
+            Report(self.code, self.name, message or self.message, node, fix, help, data, near)
         )
 
     def make_fix(self, message: str, *edits: tuple[cst.CSTNode, Replacement]) -> Fix:
@@ -119,6 +125,12 @@ class Rule:
         if cls.trigger_pattern is not None:
             return cls.trigger_pattern.search(text) is not None
         return not cls.triggers or any(t in text for t in cls.triggers)
+
+    @classmethod
+    def screen(cls, index: AstIndex) -> bool:
+        """Necessary condition on the file's stdlib `ast` (see trainlint.screen); False
+        means the rule cannot report on this file. Default: always possible."""
+        return True
 
     @classmethod
     def documentation(cls) -> str:

@@ -1,4 +1,5 @@
-"""Probe targets: scheduler-like classes and loss modules, cut out with what they need.
+"""Probe targets: scheduler-like classes and nn.Modules, cut out with what they need; and
+the order of the AMP calls in a training loop, for the clipping probe.
 
 The module's top level never runs: the probe source keeps only the imports, constants,
 functions and classes that the target references (transitively), and drops everything
@@ -20,6 +21,14 @@ from trainlint.rules._analysis import (
     names_in,
     parameter_names,
 )
+from trainlint.rules._loops import (
+    BACKWARD,
+    CLIP,
+    OPTIMIZER_STEP,
+    UNSCALE,
+    Roles,
+    loop_events,
+)
 
 LOSS_TARGET_NAMES = {"target", "targets", "label", "labels", "y", "gt"}
 
@@ -27,7 +36,7 @@ LOSS_TARGET_NAMES = {"target", "targets", "label", "labels", "y", "gt"}
 @dataclass(frozen=True)
 class Target:
     name: str
-    kind: str  # "scheduler" | "loss"
+    kind: str  # "scheduler" | "loss" | "module"
     first_row: int
     last_row: int
 
@@ -48,14 +57,53 @@ def find_targets(module: cst.Module) -> list[Target]:
 
 def _kind(cls: cst.ClassDef, imports: ImportTable, module: cst.Module) -> str | None:
     found = methods(cls)
-    if is_nn_module(cls, imports, module) and "forward" in found:
-        params = parameter_names(found["forward"])[1:]
-        if "loss" in cls.name.value.lower() or LOSS_TARGET_NAMES & set(params):
+    if is_nn_module(cls, imports, module):
+        params = parameter_names(found["forward"])[1:] if "forward" in found else []
+        if "forward" in found and ("loss" in cls.name.value.lower() or LOSS_TARGET_NAMES & set(params)):
             return "loss"
-        return None
+        return "module"
     if is_scheduler_like(cls, imports, module):
         return "scheduler"
     return None
+
+
+def loop_at(module: cst.Module, row: int) -> int | None:
+    """Index (in source order) of the innermost loop whose lines include `row`."""
+    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    found = None
+    for index, loop in enumerate(_all_loops(module)):
+        span = positions[loop]
+        if span.start.line <= row <= span.end.line:
+            found = index
+    return found
+
+
+def amp_sequence(module: cst.Module, loop_index: int) -> list[str]:
+    """The order of scaled backward, unscale_, clip and scaled step in one loop's body."""
+    loops = _all_loops(module)
+    if loop_index >= len(loops):
+        return []
+    imports = ImportTable.of_module(module)
+    names = {BACKWARD: "backward", UNSCALE: "unscale", CLIP: "clip", OPTIMIZER_STEP: "step"}
+    return [
+        names[e.kind]
+        for e in loop_events(loops[loop_index], Roles(module, imports), imports)
+        if e.kind in names and not e.in_inner_loop and (e.scaled or e.kind in (UNSCALE, CLIP))
+    ]
+
+
+def _all_loops(module: cst.Module) -> list[cst.CSTNode]:
+    found: list[cst.CSTNode] = []
+
+    class Loops(cst.CSTVisitor):
+        def visit_For(self, node: cst.For) -> None:
+            found.append(node)
+
+        def visit_While(self, node: cst.While) -> None:
+            found.append(node)
+
+    module.visit(Loops())
+    return found
 
 
 def probe_source(module: cst.Module, target: str) -> str:

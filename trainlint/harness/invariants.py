@@ -16,6 +16,10 @@ def violations(result: dict, observe: list[dict], original: dict | None = None) 
         return {"constructs": _exc(result["construct_error"])}
     if result["kind"] == "scheduler":
         return _scheduler(result, observe)
+    if result["kind"] == "module":
+        return _module(result)
+    if result["kind"] == "amp":
+        return _amp(result)
     return _loss(result, original)
 
 
@@ -92,7 +96,7 @@ def _rising_run(values: list[float]) -> tuple[int, int]:
 
 
 def _loss(result: dict, original: dict | None) -> dict[str, str]:
-    out: dict[str, str] = {}
+    out: dict[str, str] = _module(result)
     for device, runs in result["runs"].items():
         if "construct_error" in runs:
             out[f"constructs[{device}]"] = _exc(runs["construct_error"])
@@ -112,6 +116,39 @@ def _loss(result: dict, original: dict | None) -> dict[str, str]:
             for message in record.get("deprecations", []):
                 out[f"no-deprecation[{device}]"] = message
     return out
+
+
+def _module(result: dict) -> dict[str, str]:
+    out: dict[str, str] = {}
+    if result.get("use_error"):
+        out["usable"] = f"using the constructed module fails: {_exc(result['use_error'])}"
+    for name, held in result.get("unregistered", {}).items():
+        if held["registered"] < held["held"]:
+            out[f"registered[{name}]"] = (
+                f"`self.{name}` holds {held['held']} parameter tensors, of which "
+                f"{held['registered']} reach the optimizer (module.parameters() has "
+                f"{result.get('optimizer_parameters')})"
+            )
+    for name, moved in result.get("moves", {}).items():
+        if moved["double"] != "torch.float64":
+            out[f"moves[{name}]"] = f"after `.double()`, `self.{name}` is still {moved['double']}"
+        elif moved["meta"] != "meta":
+            out[f"moves[{name}]"] = f"after `.to('meta')`, `self.{name}` is still on {moved['meta']}"
+    return out
+
+
+def _amp(result: dict) -> dict[str, str]:
+    if not result["norms"]:
+        return {}
+    norm, reference = result["norms"][0], result["reference"]
+    if _close(reference, norm):
+        return {}
+    return {
+        "clips-true-norm": (
+            f"clip_grad_norm_ sees a total norm of {norm:.4g} where plain training sees "
+            f"{reference:.4g} (order replayed: {', '.join(result['sequence'])})"
+        )
+    }
 
 
 def _original_value(original: dict | None, device: str, batch: str):

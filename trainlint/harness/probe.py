@@ -268,7 +268,7 @@ def loss_kwargs(cls, configured: dict, classes: int) -> dict:
             # exercise the weighted path too: it is where device and dtype bugs hide
             kwargs[p.name] = [0.5 + i / classes for i in range(classes)]
         elif p.default is p.empty:
-            raise Unguessable(p.name)
+            kwargs[p.name] = guess_argument(p)
     return kwargs
 
 
@@ -283,6 +283,17 @@ def probe_loss(cls, spec: dict) -> dict:
         kwargs = loss_kwargs(cls, configured, classes)
     except Unguessable as exc:
         return {**out, "unguessable": str(exc)}
+    def build():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return cls(**kwargs)
+
+    try:
+        build()
+    except Exception:
+        pass  # reported per device below
+    else:
+        out.update(observe_module(build, spec))
     for device in spec["devices"]:
         try:
             with warnings.catch_warnings():
@@ -326,16 +337,147 @@ def probe_loss(cls, spec: dict) -> dict:
     return out
 
 
+# ---------------------------------------------------------------------------------- modules
+
+SIZE_WORDS = ("dim", "size", "features", "channels", "hidden", "width", "embed", "planes", "d_model")
+COUNT_WORDS = ("num_", "n_", "layers", "depth", "heads", "blocks", "classes")
+DROPOUT_NAMES = {"p", "dropout", "drop", "drop_rate", "dropout_rate", "drop_prob"}
+
+
+def module_kwargs(cls, configured: dict) -> dict:
+    kwargs = {}
+    for p in constructor_params(cls):
+        if p.name in configured:
+            kwargs[p.name] = configured[p.name]
+        elif p.default is p.empty:
+            kwargs[p.name] = guess_argument(p)
+    return kwargs
+
+
+def guess_argument(p: inspect.Parameter):
+    """A value for a required constructor argument, from its name alone."""
+    low = p.name.lower()
+    if low in DROPOUT_NAMES:
+        return 0.1
+    if any(w in low for w in COUNT_WORDS):
+        return 2
+    if any(w in low for w in SIZE_WORDS):
+        return 8
+    raise Unguessable(p.name)
+
+
+def held_parameters(value, depth: int = 0):
+    """Parameters reachable from an attribute value through lists, tuples, dicts, modules."""
+    import torch
+
+    if isinstance(value, torch.nn.Parameter):
+        yield value
+    elif isinstance(value, torch.nn.Module):
+        yield from value.parameters()
+    elif depth < 4 and isinstance(value, (list, tuple, set)):
+        for item in value:
+            yield from held_parameters(item, depth + 1)
+    elif depth < 4 and isinstance(value, dict):
+        for item in value.values():
+            yield from held_parameters(item, depth + 1)
+
+
+def probe_module(cls, spec: dict) -> dict:
+    """Construct the module, then look at what its optimizer and `.to()` would see."""
+    out: dict = {"kind": "module", "devices": ["cpu"]}
+    try:
+        kwargs = module_kwargs(cls, spec.get("kwargs", {}))
+    except Unguessable as exc:
+        return {**out, "unguessable": str(exc)}
+
+    def build():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return cls(**kwargs)
+
+    try:
+        build()
+    except Exception as exc:
+        return {**out, "construct_error": describe(exc)}
+    return {**out, **observe_module(build, spec)}
+
+
+def observe_module(build, spec: dict) -> dict:
+    """What an optimizer and `.to()` would see of a freshly built module."""
+    import torch
+
+    out: dict = {}
+    try:
+        module = build()
+        registered = {id(p) for p in module.parameters()}
+        out["optimizer_parameters"] = len(registered)
+        out["unregistered"] = {}
+        for name, value in vars(module).items():
+            held = {id(p) for p in held_parameters(value)} if not name.startswith("_") else set()
+            if held:
+                out["unregistered"][name] = {"held": len(held), "registered": len(held & registered)}
+        out["moves"] = {}
+        for o in spec.get("observe", []):
+            name = o.get("attribute")
+            value = getattr(module, name, None) if name else None
+            if isinstance(value, torch.Tensor) and value.is_floating_point():
+                doubled = getattr(build().double(), name)
+                meta = getattr(build().to("meta"), name)
+                out["moves"][name] = {"double": str(doubled.dtype), "meta": meta.device.type}
+    except Exception as exc:
+        out["use_error"] = describe(exc)
+    return out
+
+
+# ------------------------------------------------------------------------------ AMP clipping
+
+
+def probe_amp(spec: dict) -> dict:
+    """Replay a loop's order of scaled backward, unscale_, clip and step on a tiny model.
+
+    The clip's total norm must equal the one plain (non-AMP) training computes."""
+    import torch
+    import torch.nn.functional as F
+
+    def batch():
+        torch.manual_seed(1234)
+        model = torch.nn.Linear(4, 3)
+        x, y = torch.randn(8, 4), torch.randint(0, 3, (8,))
+        return model, torch.optim.SGD(model.parameters(), lr=LR0), F.cross_entropy(model(x), y)
+
+    model, optimizer, loss = batch()
+    loss.backward()
+    reference = float(torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0))
+    model, optimizer, loss = batch()
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
+    norms = []
+    for event in spec["sequence"]:
+        if event == "backward":
+            scaler.scale(loss).backward()
+        elif event == "unscale":
+            scaler.unscale_(optimizer)
+        elif event == "clip":
+            norms.append(float(torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)))
+        elif event == "step":
+            scaler.step(optimizer)
+            scaler.update()
+    return {"kind": "amp", "devices": ["cpu"], "sequence": spec["sequence"], "norms": norms,
+            "reference": reference}
+
+
 def main(argv: list[str]) -> int:
     with open(argv[1], encoding="utf-8") as handle:
         spec = json.load(handle)
+    if spec["kind"] == "amp":
+        print(json.dumps(probe_amp(spec)))
+        return 0
     try:
         namespace = load(spec["source"])
         cls = namespace[spec["target"]]
     except BaseException as exc:  # the probe reports, the parent decides
         print(json.dumps({"load_error": describe(exc)}))
         return 0
-    probe = probe_scheduler if spec["kind"] == "scheduler" else probe_loss
+    probe = {"scheduler": probe_scheduler, "loss": probe_loss, "module": probe_module}[spec["kind"]]
     result = probe(cls, spec)
     print(json.dumps(result))
     return 0

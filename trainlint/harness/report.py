@@ -25,7 +25,7 @@ def sparkline(values: list) -> str:
 
 def text(verdicts: list[Verdict]) -> str:
     if not verdicts:
-        return "No fix to verify: no scheduler or loss with a proposed fix was found.\n"
+        return "No fix to verify: no proposed fix was found.\n"
     rows = [("file", "target", "code", "row", "verdict", "devices", "evidence")]
     for v in verdicts:
         rows.append((v.filename, v.target, v.code, str(v.row), v.verdict, ",".join(v.devices), v.evidence))

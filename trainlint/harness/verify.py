@@ -9,7 +9,7 @@ from typing import Callable, Sequence
 
 from trainlint import engine
 from trainlint.diagnostic import Diagnostic
-from trainlint.harness.extract import Target, find_targets, probe_source
+from trainlint.harness.extract import Target, amp_sequence, find_targets, loop_at, probe_source
 from trainlint.harness.invariants import lr_trace, violations
 from trainlint.harness.sandbox import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S, run_probe
 from trainlint.rule import Rule
@@ -18,6 +18,9 @@ from trainlint.rule import Rule
 UNOBSERVABLE = {
     "TL005": "a mutable default whose sharing no probe observed (the default was never mutated)",
 }
+# Fixes that lie outside anything a probe runs (training loops, forward passes with inputs
+# the harness cannot invent).
+NOT_PROBED = "not observable by a probe: the fix is in code the harness does not run"
 
 
 @dataclass
@@ -78,12 +81,56 @@ def verify_file(
         return []
     fixable = [d for d in result.diagnostics if d.fixable(unsafe=True)]
     verdicts: list[Verdict] = []
+    probed: set[int] = set()
     for target in find_targets(result.module):
-        mine = [d for d in fixable if target.first_row <= d.row <= target.last_row]
+        mine = [d for d in fixable if target.first_row <= d.row <= target.last_row and d.code != "TL105"]
         if mine:
             progress(f"{path}: probing {target.name} ({len(mine)} fixes)")
             verdicts += _verify_target(path, data, rules, target, mine, settings)
+            probed.update(id(d) for d in mine)
+    for d in fixable:
+        if d.code == "TL105":
+            progress(f"{path}: replaying the AMP step at line {d.row}")
+            verdicts.append(_verify_amp(path, data, rules, result.module, d, settings))
+        elif id(d) not in probed:
+            verdicts.append(Verdict(path, "-", "-", d.code, d.row, d.message, "inconclusive",
+                                    list(settings.devices), NOT_PROBED, {}, fix_key(d)))
+    verdicts.sort(key=lambda v: v.row)
     return verdicts
+
+
+def _verify_amp(path, data, rules, module, d: Diagnostic, settings) -> Verdict:
+    """TL105: replay the loop's AMP call order, original and fixed, on a tiny model."""
+    def verdict(v: str, evidence: str) -> Verdict:
+        return Verdict(path, "training loop", "amp", d.code, d.row, d.message, v, ["cpu"],
+                       evidence, {}, fix_key(d))
+
+    loop = loop_at(module, d.row)
+    if loop is None:
+        return verdict("inconclusive", "the clip call is not inside a loop the harness can find")
+    key = fix_key(d)
+    fixed = engine.fix(path, data, rules, unsafe=True, accept=lambda x: fix_key(x) == key)
+    fixed_module = engine.parse(engine.decode(fixed.data))
+    sequences = {"original": amp_sequence(module, loop), "fixed": amp_sequence(fixed_module, loop)}
+    runs = {
+        name: run_probe({"kind": "amp", "sequence": seq, "devices": ["cpu"]},
+                        settings.timeout, settings.memory_mb)
+        for name, seq in sequences.items()
+    }
+    for name, run in runs.items():
+        if run.result is None:
+            return verdict("inconclusive", f"the {name} replay: {run.problem}")
+    broken = {name: violations(run.result, []) for name, run in runs.items()}
+    if broken["fixed"]:
+        return verdict("refuted", f"with the fix, {'; '.join(broken['fixed'].values())}")
+    if broken["original"]:
+        reference = runs["fixed"].result["reference"]
+        return verdict(
+            "confirmed",
+            f"without this fix {'; '.join(broken['original'].values())}; with it the norm is "
+            f"{reference:.4g} as in plain training",
+        )
+    return verdict("inconclusive", "the replayed original already clips the true norm")
 
 
 def _variant(path, data, rules, keys: set, target: Target) -> str | None:
