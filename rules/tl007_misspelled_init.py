@@ -156,6 +156,19 @@ class MisspelledInit(Rule):
         return False
 
     VALID = [
+        # A subclass calls the base's `init` through super(): an API, not a constructor.
+        Valid(
+            """
+            from torch import nn
+            class Base(nn.Module):
+                def init(self, m):
+                    self.m = m
+            class Child(Base):
+                def __init__(self, m):
+                    super().__init__()
+                    super().init(m)
+            """
+        ),
         # A real constructor next to an `init` API.
         Valid(
             """
@@ -331,6 +344,32 @@ class MisspelledInit(Rule):
         ),
     ]
     INVALID = [
+        # A `super().init()` in a class that does not derive from this one is no use of
+        # its `init` (found by the fuzz tests: fixing it must not change this verdict).
+        Invalid(
+            """
+            from torch import nn
+            class LDAMLoss(nn.Module):
+                def init(self, m):
+                    self.m = m
+            class Other(nn.Module):
+                def __init__(self, m):
+                    super().init()
+                    self.m = m
+            """,
+            fixed="""
+            from torch import nn
+            class LDAMLoss(nn.Module):
+                def __init__(self, m):
+                    self.m = m
+            class Other(nn.Module):
+                def __init__(self, m):
+                    super().__init__()
+                    self.m = m
+            """,
+            line=3,
+            count=2,
+        ),
         # The seed page's LDAM loss.
         Invalid(
             """
@@ -693,11 +732,14 @@ class MisspelledInit(Rule):
         return False
 
     def _referenced(self, cls: cst.ClassDef, func: cst.FunctionDef) -> bool:
-        """Anything in the file other than this class's `super().name()` calls uses the name."""
+        """Anything in the file uses the name, other than `super().name()` calls in this
+        class or in classes that do not derive from it (those cannot reach this method)."""
         name = func.name.value
+        classes = local_classes(self.context.module)
         own_super = {
             id(attr)
-            for f in cls.body.body
+            for other in [cls, *(c for c in classes.values() if not _derives_from(c, cls.name.value, classes))]
+            for f in other.body.body
             if isinstance(f, cst.FunctionDef)
             for _, attr in _super_calls(f, any_statement=True)
         }
@@ -725,6 +767,17 @@ class MisspelledInit(Rule):
 
 
 # ------------------------------------------------------------------ syntax helpers
+
+
+def _derives_from(cls: cst.ClassDef, name: str, classes: dict, seen: frozenset = frozenset()) -> bool:
+    """Whether a local class has `name` among its bases, directly or through local classes."""
+    for base in cls.bases:
+        last = (dotted_name(base.value) or "").rsplit(".", 1)[-1]
+        if last == name:
+            return True
+        if last in classes and last not in seen and _derives_from(classes[last], name, classes, seen | {last}):
+            return True
+    return False
 
 
 def _defines(cls: cst.ClassDef, name: str) -> bool:
