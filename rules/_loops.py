@@ -542,3 +542,29 @@ def call_name(call: cst.Call) -> str | None:
     if isinstance(func, cst.Name):
         return func.value
     return None
+
+
+class LoopEventRule:
+    """Mixin for a Rule that judges every `for`/`while` loop by its training-step events:
+    it implements `check_loop(loop, events)`; files of other frameworks are skipped."""
+
+    _roles: Roles | None = None
+
+    @property
+    def roles(self) -> Roles:
+        if self._roles is None:
+            self._roles = module_roles(self.context.module, self.context.imports)
+        return self._roles
+
+    def visit_For(self, node: cst.For) -> None:
+        self._loop(node)
+
+    def visit_While(self, node: cst.While) -> None:
+        self._loop(node)
+
+    def _loop(self, loop: Loop) -> None:
+        if not foreign_framework(self.context.imports):
+            self.check_loop(loop, loop_events(loop, self.roles, self.context.imports))
+
+    def check_loop(self, loop: Loop, events: list[Event]) -> None:
+        raise NotImplementedError

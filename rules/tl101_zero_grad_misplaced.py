@@ -68,6 +68,7 @@ import libcst as cst
 from trainlint.imports import dotted_name
 from trainlint.rule import Applicability, Invalid, Rule, Valid
 from trainlint.rules._loops import (
+    LoopEventRule,
     BACKWARD,
     MODEL,
     OPTIMIZER,
@@ -75,16 +76,12 @@ from trainlint.rules._loops import (
     ZERO_GRAD,
     Event,
     Loop,
-    Roles,
-    loop_events,
     LoopSites,
     call_name,
     constructor_of,
     first_argument,
-    foreign_framework,
     innermost_steps,
     mentions,
-    module_roles,
     move_after,
     single_call_statement,
 )
@@ -189,7 +186,7 @@ def zeroing_helpers(module: cst.Module) -> frozenset[str]:
 # ------------------------------------------------------------------------------- rule
 
 
-class ZeroGradMisplaced(Rule):
+class ZeroGradMisplaced(LoopEventRule, Rule):
     __doc__ = __doc__
     code = "TL101"
     name = "zero-grad-misplaced"
@@ -526,7 +523,6 @@ class ZeroGradMisplaced(Rule):
 
     def __init__(self, context) -> None:
         super().__init__(context)
-        self._roles: Roles | None = None
         self._sites = LoopSites()
         self._seen: set[int] = set()
 
@@ -546,22 +542,7 @@ class ZeroGradMisplaced(Rule):
             and bool(index.nodes(ast.For) or index.nodes(ast.While))
         )
 
-    @property
-    def roles(self) -> Roles:
-        if self._roles is None:
-            self._roles = module_roles(self.context.module, self.context.imports)
-        return self._roles
-
-    def visit_For(self, node: cst.For) -> None:
-        self._check(node)
-
-    def visit_While(self, node: cst.While) -> None:
-        self._check(node)
-
-    def _check(self, loop: Loop) -> None:
-        if foreign_framework(self.context.imports):
-            return
-        events = loop_events(loop, self.roles, self.context.imports)
+    def check_loop(self, loop: Loop, events: list[Event]) -> None:
         kinds = {e.kind for e in events}
         if BACKWARD not in kinds or OPTIMIZER_STEP not in kinds:
             return

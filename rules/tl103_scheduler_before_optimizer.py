@@ -70,6 +70,7 @@ from trainlint.rules._analysis import (
     local_classes,
 )
 from trainlint.rules._loops import (
+    LoopEventRule,
     OPTIMIZER_STEP,
     SCALER,
     SCHEDULER,
@@ -77,15 +78,11 @@ from trainlint.rules._loops import (
     Event,
     Loop,
     LoopSites,
-    Roles,
     Site,
     assignments,
     constructor_role,
     extends_by_loops,
     first_argument,
-    foreign_framework,
-    loop_events,
-    module_roles,
     move_after,
     single_call_statement,
 )
@@ -107,7 +104,7 @@ _LR_TEXT = re.compile(r"param_groups|\blr\b|learning_rate|\w*_lr\b")
 _LR_READERS = frozenset({"lr", "param_groups", "get_last_lr", "get_lr", "_last_lr", "last_epoch"})
 
 
-class SchedulerBeforeOptimizer(Rule):
+class SchedulerBeforeOptimizer(LoopEventRule, Rule):
     __doc__ = __doc__
     code = "TL103"
     name = "scheduler-before-optimizer"
@@ -393,7 +390,6 @@ class SchedulerBeforeOptimizer(Rule):
 
     def __init__(self, context) -> None:
         super().__init__(context)
-        self._roles: Roles | None = None
         self._sites = LoopSites()
         self._seen: set[int] = set()
         self._custom_file: bool | None = None
@@ -419,22 +415,7 @@ class SchedulerBeforeOptimizer(Rule):
                 return True
         return False
 
-    @property
-    def roles(self) -> Roles:
-        if self._roles is None:
-            self._roles = module_roles(self.context.module, self.context.imports)
-        return self._roles
-
-    def visit_For(self, node: cst.For) -> None:
-        self._check(node)
-
-    def visit_While(self, node: cst.While) -> None:
-        self._check(node)
-
-    def _check(self, loop: Loop) -> None:
-        if foreign_framework(self.context.imports):
-            return
-        events = loop_events(loop, self.roles, self.context.imports)
+    def check_loop(self, loop: Loop, events: list[Event]) -> None:
         for i, event in enumerate(events):
             if event.kind != SCHEDULER_STEP or id(event.node) in self._seen:
                 continue

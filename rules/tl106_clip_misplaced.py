@@ -63,6 +63,7 @@ import libcst as cst
 from trainlint.imports import dotted_name
 from trainlint.rule import Invalid, Rule, Valid
 from trainlint.rules._loops import (
+    LoopEventRule,
     BACKWARD,
     CLIP,
     CLIP_FUNCTIONS,
@@ -70,19 +71,15 @@ from trainlint.rules._loops import (
     Event,
     Loop,
     LoopSites,
-    Roles,
     Site,
     extends_by_loops,
-    foreign_framework,
-    loop_events,
-    module_roles,
 )
 
 
 _INFINITE = {"inf", "math.inf", "torch.inf", "np.inf", "numpy.inf"}
 
 
-class ClipMisplaced(Rule):
+class ClipMisplaced(LoopEventRule, Rule):
     __doc__ = __doc__
     code = "TL106"
     name = "clip-misplaced"
@@ -282,7 +279,6 @@ class ClipMisplaced(Rule):
 
     def __init__(self, context) -> None:
         super().__init__(context)
-        self._roles: Roles | None = None
         self._sites = LoopSites()
         self._seen: set[int] = set()
 
@@ -307,22 +303,7 @@ class ClipMisplaced(Rule):
             if alias.name in CLIP_FUNCTIONS and alias.asname
         )
 
-    @property
-    def roles(self) -> Roles:
-        if self._roles is None:
-            self._roles = module_roles(self.context.module, self.context.imports)
-        return self._roles
-
-    def visit_For(self, node: cst.For) -> None:
-        self._check(node)
-
-    def visit_While(self, node: cst.While) -> None:
-        self._check(node)
-
-    def _check(self, loop: Loop) -> None:
-        if foreign_framework(self.context.imports):
-            return
-        events = loop_events(loop, self.roles, self.context.imports)
+    def check_loop(self, loop: Loop, events: list[Event]) -> None:
         if not any(e.kind == CLIP for e in events):
             return
         for i, clip in enumerate(events):

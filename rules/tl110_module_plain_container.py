@@ -621,16 +621,16 @@ class ModulePlainContainer(Rule):
                 and value.func.id in ("list", "tuple", "dict")
             ):
                 if to_attr:
-                    return True
+                    return _constructor_in_container(index)
                 fill = True
             elif to_attr and isinstance(value, ast.Name):
                 name_to_attr = True
-        if name_to_attr and fill:
-            return True
-        return any(
+        if not (name_to_attr and fill) and not any(
             isinstance(n.target, ast.Attribute) and n.value is not None
             for n in index.nodes(ast.AnnAssign)
-        )
+        ):
+            return False
+        return _constructor_in_container(index)
 
     # ------------------------------------------------------------------ visiting
 
@@ -1030,3 +1030,46 @@ def _top_level_imports(module: cst.Module) -> dict[str, str]:
 
     walk(module.body)
     return table.names
+
+
+_DISPLAYS = (ast.List, ast.ListComp, ast.Tuple, ast.Dict, ast.DictComp, ast.GeneratorExp, ast.Set, ast.SetComp)
+
+
+def _constructor_in_container(index) -> bool:
+    """Screen: in a class with bases, a container (display, list()/dict(), an element
+    added by a method call, an item store or `+=`) holds a constructor-like call (a
+    capitalised callee, or a class of this file), or a name some function binds to one."""
+    local = {c.name for c in index.nodes(ast.ClassDef)}
+
+    def constructor(node: ast.AST) -> bool:
+        if not isinstance(node, ast.Call):
+            return False
+        f = node.func
+        name = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
+        return name[:1].isupper() or name in local
+
+    named = any(
+        constructor(n.value) or (isinstance(n.value, ast.IfExp) and constructor(n.value.body))
+        for n in index.nodes(ast.Assign)
+        if any(isinstance(t, ast.Name) for t in n.targets)
+    )
+    for klass in index.nodes(ast.ClassDef):
+        if not klass.bases:
+            continue
+        for node in ast.walk(klass):
+            held: list[ast.AST] = []
+            if isinstance(node, _DISPLAYS):
+                held = [node]
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ADDING_METHODS:
+                held = [*node.args, *(k.value for k in node.keywords)]
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("list", "tuple", "dict"):
+                held = [*node.args, *(k.value for k in node.keywords)]
+            elif isinstance(node, ast.Assign) and any(isinstance(t, ast.Subscript) for t in node.targets):
+                held = [node.value]
+            elif isinstance(node, ast.AugAssign):
+                held = [node.value]
+            for part in held:
+                for inner in ast.walk(part):
+                    if constructor(inner) or (named and isinstance(inner, ast.Name)):
+                        return True
+    return False
