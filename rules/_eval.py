@@ -468,11 +468,6 @@ class EvalFacts:
         return scope
 
 
-# Necessary text: (a) a loader and an evaluation marker; (b) `eval` and a backward/grad.
-TEXT_PATTERN = re.compile(
-    r"\A(?=.*(?:val|test|grad|inference))(?:(?=.*(?:loader|dl\b))|(?=.*eval)(?=.*(?:backward|grad)))",
-    re.DOTALL | re.IGNORECASE,
-)
 _LOADER_NAME = re.compile(r"loader|(?:^|_)dl$", re.IGNORECASE)
 _DL_WORD = re.compile(r"dl\b")
 
@@ -480,16 +475,6 @@ _DL_WORD = re.compile(r"dl\b")
 def has_loader_text(folded: str) -> bool:
     """`loader|dl\\b` on case-folded text (a plain substring test first: faster than re.I)."""
     return "loader" in folded or ("dl" in folded and _DL_WORD.search(folded) is not None)
-
-
-def tl107_may_apply(text: str) -> bool:
-    """TEXT_PATTERN's answer, computed on the case-folded text without a re.I scan."""
-    folded = text.casefold()
-    if not any(k in folded for k in ("val", "test", "grad", "inference")):
-        return False
-    if has_loader_text(folded):
-        return True
-    return "eval" in folded and ("backward" in folded or "grad" in folded)
 
 
 def ast_loader_loop(index) -> bool:

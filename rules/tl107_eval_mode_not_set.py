@@ -88,6 +88,7 @@ Lightning switches modes itself.
 from __future__ import annotations
 
 import ast
+import re
 
 import libcst as cst
 from trainlint.imports import dotted_name
@@ -101,7 +102,6 @@ from trainlint.rules._eval import (
     HOOK_NAME,
     PASSTHROUGH,
     TEST_NAME,
-    TEXT_PATTERN,
     TRAIN,
     UNKNOWN,
     EvalFacts,
@@ -110,6 +110,7 @@ from trainlint.rules._eval import (
     Scope,
     ast_loader_loop,
     decorated_grad_disabled,
+    has_loader_text,
     is_backward,
     is_loader_iter,
     is_model_call,
@@ -117,10 +118,26 @@ from trainlint.rules._eval import (
     mode_of,
     passthrough,
     related,
-    tl107_may_apply,
     under_grad_disabled,
 )
 from trainlint.rules._loops import Roles
+
+# Necessary text: (a) a loader and an evaluation marker; (b) `eval` and a backward/grad.
+TEXT_PATTERN = re.compile(
+    r"\A(?=.*(?:val|test|grad|inference))(?:(?=.*(?:loader|dl\b))|(?=.*eval)(?=.*(?:backward|grad)))",
+    re.DOTALL | re.IGNORECASE,
+)
+
+
+def _may_apply(text: str) -> bool:
+    """TEXT_PATTERN's answer, computed on the case-folded text without a re.I scan."""
+    folded = text.casefold()
+    if not any(k in folded for k in ("val", "test", "grad", "inference")):
+        return False
+    if has_loader_text(folded):
+        return True
+    return "eval" in folded and ("backward" in folded or "grad" in folded)
+
 
 class EvalModeNotSet(Rule):
     __doc__ = __doc__
@@ -134,7 +151,7 @@ class EvalModeNotSet(Rule):
 
     @classmethod
     def may_apply(cls, text: str) -> bool:
-        return tl107_may_apply(text)
+        return _may_apply(text)
 
     VALID = [
         # eval() before the loop

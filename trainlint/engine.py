@@ -357,7 +357,6 @@ def run_rules(module: cst.Module, rules: Sequence[type[Rule]]) -> tuple[list[Rep
 # nothing. The order of each node type's children is LibCST's own: it is read once per
 # type from the node's `_visit_and_replace_children`, with a visitor that records which
 # attribute it visits and enters none.
-FAST_WALK = True
 _CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
 # Fields that `_visit_and_replace_children` visits only when set (so a first instance
 # without them does not show where they go): (type name, field).
@@ -423,9 +422,6 @@ def _children(node: cst.CSTNode) -> list[cst.CSTNode]:
 
 def walk(root: cst.CSTNode, visitor: cst.CSTVisitor) -> None:
     """`root.visit(visitor)` for a visitor that only reads (see above), without recursion."""
-    if not FAST_WALK:
-        root.visit(visitor)
-        return
     on_visit, on_leave = visitor.on_visit, visitor.on_leave
     empty = iter(())
     stack = [(root, iter(_children(root)) if on_visit(root) else empty)]
