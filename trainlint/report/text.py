@@ -8,6 +8,8 @@ from pathlib import Path
 import click
 
 from trainlint.diagnostic import Diagnostic
+from trainlint.engine import SourceError, decode
+from trainlint.notebook import Notebook, NotebookError
 from trainlint.runner import Run
 
 
@@ -64,30 +66,25 @@ def _snippet(d: Diagnostic, text: str) -> list[str]:
 
 
 class _Sources:
-    """Lines of the linted files, read once each when the report is printed."""
+    """Lines of the linted files, each file read once when the report is printed."""
 
     def __init__(self) -> None:
-        self._lines: dict[tuple[str, int | None], list[str] | None] = {}
+        self._files: dict[str, list[str] | Notebook | None] = {}
 
     def line(self, d: Diagnostic) -> str | None:
-        key = (d.path, d.cell)
-        if key not in self._lines:
-            self._lines[key] = _read_lines(d.path, d.cell)
-        lines = self._lines[key]
+        if d.path not in self._files:
+            self._files[d.path] = _read(d.path, notebook=d.cell is not None)
+        source = self._files[d.path]
+        lines = source.source_lines(d.cell) if isinstance(source, Notebook) else source
         if lines is None or not 1 <= d.row <= len(lines):
             return None
         return lines[d.row - 1]
 
 
-def _read_lines(path: str, cell: int | None) -> list[str] | None:
-    from trainlint.engine import SourceError, decode
-    from trainlint.notebook import Notebook, NotebookError
-
+def _read(path: str, notebook: bool) -> list[str] | Notebook | None:
     try:
         data = Path(path).read_bytes()
-        if cell is not None:
-            return Notebook(data).source_lines(cell)
-        return decode(data).text.splitlines()
+        return Notebook(data) if notebook else decode(data).text.splitlines()
     except (OSError, SourceError, NotebookError):
         return None
 
