@@ -14,6 +14,7 @@ from typing import Iterator
 import libcst as cst
 
 from trainlint.imports import ImportTable, dotted_name
+from trainlint.traverse import walk
 
 # ------------------------------------------------------------------- text prefilters
 
@@ -302,7 +303,7 @@ def _attribute_writes_by_visitor(cls: cst.ClassDef) -> dict[str, list[AttributeW
     out: dict[str, list[AttributeWrite]] = {}
     for name, func in methods(cls).items():
         collector = _AttrWrites(name)
-        func.visit(collector)
+        walk(func, collector)
         for write in collector.writes:
             out.setdefault(write.target.attr.value, []).append(write)
     return out
@@ -365,7 +366,7 @@ def int_literal(node: cst.CSTNode | None) -> int | None:
 def reads_attribute(node: cst.CSTNode, attr: str) -> bool:
     """Whether `self.<attr>` is read anywhere inside node."""
     finder = _AttrReads(attr)
-    node.visit(finder)
+    walk(node, finder)
     return finder.found
 
 
@@ -399,7 +400,7 @@ def body_statements(func: cst.FunctionDef) -> list[cst.BaseStatement]:
 
 def names_in(node: cst.CSTNode) -> set[str]:
     collector = _Names()
-    node.visit(collector)
+    walk(node, collector)
     return collector.names
 
 
@@ -500,7 +501,7 @@ class BindingTargets(Visitor):
 def binds(node: cst.CSTNode, name: str) -> bool:
     """Whether node (re)binds `name` anywhere: assignment, for target, with-as, import..."""
     finder = _Binds(name)
-    node.visit(finder)
+    walk(node, finder)
     return finder.found
 
 
@@ -560,7 +561,7 @@ def touches(node: cst.CSTNode, name: str) -> list[cst.CSTNode]:
     call (the callee may write it).
     """
     finder = _Touches(name)
-    node.visit(finder)
+    walk(node, finder)
     return finder.found
 
 

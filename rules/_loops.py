@@ -21,6 +21,7 @@ from typing import Iterator, Union
 import libcst as cst
 
 from trainlint.imports import ImportTable, dotted_name
+from trainlint.traverse import walk
 
 Loop = Union[cst.For, cst.While]
 
@@ -76,7 +77,7 @@ class Roles:
 
     def __init__(self, module: cst.Module, imports: ImportTable) -> None:
         collector = _RoleBindings(imports)
-        module.visit(collector)
+        walk(module, collector)
         self.bound = {k: v for k, v in collector.bound.items() if v is not None}
 
     def of(self, expr: cst.BaseExpression) -> str | None:
@@ -153,7 +154,7 @@ def block_events(block: cst.CSTNode, roles: Roles, imports: ImportTable) -> list
     statements = body if isinstance(body, (list, tuple)) else [block]
     for statement in statements:
         collector.statement = statement
-        statement.visit(collector)
+        walk(statement, collector)
     return collector.events
 
 
@@ -308,7 +309,7 @@ def is_epoch_loop(loop: cst.CSTNode, roles: Roles) -> bool:
 def inner_loops(node: cst.CSTNode) -> Iterator[Loop]:
     """Loops nested in `node`'s body (any depth), not entering function or class definitions."""
     collector = _Loops()
-    node.body.visit(collector)
+    walk(node.body, collector)
     return iter(collector.loops)
 
 
@@ -378,7 +379,7 @@ class LoopSites:
 
     def _ensure(self, loop: Loop) -> None:
         if id(loop.body) not in self.parents:
-            loop.visit(_Parents(self.parents))
+            walk(loop, _Parents(self.parents))
 
     def site(self, loop: Loop, node: cst.CSTNode) -> Site | None:
         self._ensure(loop)
@@ -461,7 +462,7 @@ def mentions(node: cst.CSTNode, dotted: str) -> bool:
             if n.value == dotted:
                 found.append(n)
 
-    node.visit(_Find())
+    walk(node, _Find())
     return bool(found)
 
 
@@ -481,7 +482,7 @@ def assignments(module: cst.Module) -> dict[str, list[cst.Call]]:
                         if name is not None:
                             out.setdefault(name, []).append(node.value)
 
-        module.visit(_Assigns())
+        walk(module, _Assigns())
         _ASSIGN_CACHE[:] = [module, out]
     return _ASSIGN_CACHE[1]
 

@@ -98,6 +98,7 @@ from trainlint.rules._analysis import (
     straight_line_origin,
     windowed_search,
 )
+from trainlint.traverse import walk
 
 SHAPE_METHODS = {"view", "reshape"}
 FACTORIES = {"zeros", "ones", "empty", "full", "rand", "randn"}  # torch.<name>(*size)
@@ -143,17 +144,17 @@ class _FreeNames(Visitor):
         self.names.add(node.value)
 
     def visit_Attribute(self, node: cst.Attribute) -> bool:
-        node.value.visit(self)
+        walk(node.value, self)
         return False
 
     def visit_Arg(self, node: cst.Arg) -> bool:
-        node.value.visit(self)
+        walk(node.value, self)
         return False
 
 
 def free_names(node: cst.CSTNode) -> set[str]:
     collector = _FreeNames()
-    node.visit(collector)
+    walk(node, collector)
     return collector.names
 
 
@@ -173,7 +174,7 @@ class _SizeReads(Visitor):
 def reads_tensor_size(node: cst.CSTNode) -> bool:
     """`x.size(0)`, `x.shape[0]`, `len(x)`, `x.numel()` anywhere inside node."""
     finder = _SizeReads()
-    node.visit(finder)
+    walk(node, finder)
     return finder.found
 
 
@@ -407,9 +408,14 @@ def _screen(index: sc.AstIndex) -> bool:
                         literals.append((call, value))
                 elif batch_like(leading):
                     return True
-        if name in FACTORIES or name in NEW_FACTORIES:
-            if any(batch_like(d) for d in _ast_factory_dims(call, name)):
-                factories.append(call)
+        spellings = {name}
+        if isinstance(func, ast.Name):  # `from torch import zeros as z`
+            spellings |= {q.rpartition(".")[2] for q in index.imports.get(name, ())}
+        for spelled in spellings:
+            if spelled in FACTORIES or spelled in NEW_FACTORIES:
+                if any(batch_like(d) for d in _ast_factory_dims(call, spelled)):
+                    factories.append(call)
+                    break
     if factories:
         spans = [sc.span(f) for f in index.functions() if f.name == "forward"]
         if any(a <= call.lineno <= b for call in factories for a, b in spans):
@@ -1029,7 +1035,7 @@ class HardcodedBatchSize(Rule):
         if not self._candidates:
             return
         module_scope = _Bindings(original_node)
-        original_node.visit(module_scope)
+        walk(original_node, module_scope)
         self._globals = module_scope.values
         self._star_import = _has_star_import(original_node)
         for func in self._global_functions:
@@ -1045,7 +1051,7 @@ class HardcodedBatchSize(Rule):
         scope = self._scopes.get(id(func))
         if scope is None:
             scope = _Bindings(func)
-            func.body.visit(scope)
+            walk(func.body, scope)
             for name in parameter_names(func):
                 scope.values.setdefault(name, []).append(_UNKNOWN)
             self._scopes[id(func)] = scope
@@ -1178,7 +1184,7 @@ class HardcodedBatchSize(Rule):
             seeds = set(parameter_names(func)) - {"self", "cls"}
             loops = not data_function_only
         flow = _Flow(root, tensor, seeds, loops)
-        (root.body.visit(flow) if isinstance(root, cst.FunctionDef) else root.visit(flow))
+        walk(root.body if isinstance(root, cst.FunctionDef) else root, flow)
         return bool(free_names(tensor) & flow.tainted)
 
     def _is_data_function(self, func: cst.FunctionDef) -> bool:
@@ -1298,7 +1304,7 @@ class HardcodedBatchSize(Rule):
                 if isinstance(n.target, cst.Attribute) and self.context.code(n.target) == text:
                     found.append(n)
 
-        func.body.visit(Finder())
+        walk(func.body, Finder())
         return bool(found)
 
     def _draws_own_batch(self, func: cst.FunctionDef | None, text: str) -> bool:
@@ -1312,7 +1318,7 @@ class HardcodedBatchSize(Rule):
         cached = self._sources.get(key)
         if cached is None:
             finder = _BatchSources(text, self.context.code)
-            (func.body if func is not None else self.context.module).visit(finder)
+            walk(func.body if func is not None else self.context.module, finder)
             cached = self._sources[key] = finder.found
         return cached
 
@@ -1374,7 +1380,7 @@ def _uses_value(node: cst.CSTNode, text: str, code) -> bool:
     if text not in code(node):
         return False
     finder = _ValueUses(text, code)
-    node.visit(finder)
+    walk(node, finder)
     return finder.found
 
 

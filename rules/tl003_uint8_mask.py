@@ -80,6 +80,7 @@ import libcst as cst
 from trainlint import screen as sc
 from trainlint.rule import Applicability, Fix, Invalid, Rule, Valid
 from trainlint.rules._analysis import BindingTargets, Visitor
+from trainlint.traverse import walk
 
 # ----------------------------------------------------------------------------- vocabulary
 
@@ -1071,7 +1072,7 @@ class Uint8Mask(Rule):
         if scope is None:
             return False, True
         checker = _UseChecker(name, self)
-        scope.visit(checker)
+        walk(scope, checker)
         params = _params(scope) if isinstance(scope, cst.FunctionDef) else []
         return checker.bindings == 1 and name not in params and checker.ok, checker.hostile
 
@@ -1257,7 +1258,7 @@ class _Flow:
         hit = self._bound.get(id(node))
         if hit is None or hit[0] is not node:
             collector = _BoundNames()
-            node.visit(collector)
+            walk(node, collector)
             hit = (node, frozenset(collector.names))
             self._bound[id(node)] = hit
         return hit[1]

@@ -117,6 +117,7 @@ from trainlint.rules._analysis import (
 )
 from trainlint.imports import dotted_name
 from trainlint.rule import Applicability, Invalid, Rule, Valid
+from trainlint.traverse import walk
 
 # torch.cuda.<Kind>Tensor -> (dtype attribute of torch, cast method)
 CUDA_TYPES = {
@@ -1081,7 +1082,7 @@ def _first_arg(call: cst.Call, keyword: str) -> cst.BaseExpression | None:
 
 def _mentions_device(node: cst.CSTNode) -> bool:
     finder = _DeviceWords()
-    node.visit(finder)
+    walk(node, finder)
     return finder.found
 
 
@@ -1277,7 +1278,7 @@ def _store_of(stmt: cst.BaseStatement, self_name: str, local: str):
 def _self_stores(node: cst.CSTNode, self_name: str, local: str) -> int:
     """How many `self.X = local` assignments node contains."""
     counter = _SelfStores(self_name, local)
-    node.visit(counter)
+    walk(node, counter)
     return counter.count
 
 
@@ -1303,7 +1304,7 @@ def _register(self_name: str, attr: str, value: cst.BaseExpression, old: cst.Ass
 
 def _calls_super_init(stmt: cst.BaseStatement) -> bool:
     finder = _SuperInit()
-    stmt.visit(finder)
+    walk(stmt, finder)
     return finder.found
 
 

@@ -88,6 +88,7 @@ from trainlint.rules._analysis import (
     mutable_default_pattern,
     names_in,
 )
+from trainlint.traverse import walk
 
 # Container methods that change the receiver (list, dict, set, deque, bytearray).
 MUTATING_METHODS = {
@@ -804,7 +805,7 @@ class ArgumentMutatedInPlace(Rule):
         ):
             return
         scan = _Scan(set(params), self.context.qualname)
-        node.body.visit(scan)
+        walk(node.body, scan)
         by_name: dict[str, list[_Event]] = {}
         for event in scan.events:
             by_name.setdefault(event.name, []).append(event)

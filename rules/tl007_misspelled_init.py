@@ -72,6 +72,7 @@ from trainlint.rules._analysis import (
     is_torch_scheduler_subclass,
     local_classes,
 )
+from trainlint.traverse import walk
 
 INIT = "__init__"
 
@@ -744,7 +745,7 @@ class MisspelledInit(Rule):
             for _, attr in _super_calls(f, any_statement=True)
         }
         finder = _NameUses(name)
-        self.context.module.visit(finder)
+        walk(self.context.module, finder)
         for attr in finder.attributes:
             if id(attr.attr) in own_super:
                 continue
@@ -760,7 +761,7 @@ class MisspelledInit(Rule):
         for stmt in cls.body.body:
             if not isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
                 names = _NameUses(name)
-                stmt.visit(names)
+                walk(stmt, names)
                 if names.names:
                     return True
         return False
@@ -783,7 +784,7 @@ def _derives_from(cls: cst.ClassDef, name: str, classes: dict, seen: frozenset =
 def _defines(cls: cst.ClassDef, name: str) -> bool:
     finder = _ClassLevelNames()
     for stmt in cls.body.body if isinstance(cls.body, cst.IndentedBlock) else ():
-        stmt.visit(finder)
+        walk(stmt, finder)
     return name in finder.names
 
 
@@ -840,7 +841,7 @@ def _is_super_call(node: cst.BaseExpression) -> bool:
 
 
 def _visit_body(func: cst.FunctionDef, visitor: cst.CSTVisitor) -> None:
-    func.body.visit(visitor)
+    walk(func.body, visitor)
 
 
 class _BodyVisitor(Visitor):
@@ -958,7 +959,7 @@ class _NameUses(Visitor):
     def visit_Attribute(self, node: cst.Attribute) -> bool:
         if node.attr.value == self.name:
             self.attributes.append(node)
-        node.value.visit(self)  # the attribute's own Name is not a bare name
+        walk(node.value, self)  # the attribute's own Name is not a bare name
         return False
 
     def visit_SimpleString(self, node: cst.SimpleString) -> None:

@@ -88,6 +88,7 @@ from ._analysis import (
 )
 from trainlint.imports import dotted_name
 from trainlint.rule import Invalid, Rule, Valid
+from trainlint.traverse import walk
 
 # --------------------------------------------------------------------------- creators
 
@@ -824,7 +825,7 @@ def _may_write(region, name: str, skip: cst.CSTNode, context) -> bool:
     while True:
         finder = _WriteFinder(aliases, name, skip, context)
         for node in region:
-            node.visit(finder)
+            walk(node, finder)
             if finder.writes:
                 return True
         if finder.new_aliases <= aliases:

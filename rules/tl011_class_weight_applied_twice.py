@@ -65,6 +65,7 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 from trainlint import screen as sc
 from trainlint.imports import dotted_name
 from trainlint.rule import Invalid, Rule, Valid
+from trainlint.traverse import walk
 
 from ._analysis import (
     BindingTargets,
@@ -504,7 +505,7 @@ class ClassWeightAppliedTwice(Rule):
         if init is not None:
             stored = _stored_locals(init)
             collector = _SelfAssignments()
-            init.visit(collector)
+            walk(init, collector)
             for attr, value in collector.assignments:
                 weight = self._module_weight(value)
                 if weight is None:
@@ -589,7 +590,7 @@ def _stored_locals(init: cst.FunctionDef) -> dict[str, set[str]]:
     """Names stored on self in __init__: `self.weight = w` / register_buffer("weight", w)."""
     out: dict[str, set[str]] = {}
     collector = _SelfAssignments()
-    init.visit(collector)
+    walk(init, collector)
     for attr, value in collector.assignments:
         name = dotted_name(value)
         if isinstance(value, cst.Name) and name:
@@ -608,7 +609,7 @@ def _stored_locals(init: cst.FunctionDef) -> dict[str, set[str]]:
                 if isinstance(attr, str):
                     out.setdefault(node.args[1].value.value, set()).add(f"self.{attr}")
 
-    init.visit(_Buffers())
+    walk(init, _Buffers())
     return out
 
 
@@ -641,7 +642,7 @@ def _binding_counts(func: cst.FunctionDef) -> dict[str, int]:
     counter = _BindingCounter()
     for name in parameter_names(func):
         counter.counts[name] = counter.counts.get(name, 0) + 1
-    func.body.visit(counter)
+    walk(func.body, counter)
     return counter.counts
 
 
@@ -861,7 +862,7 @@ class _FunctionAnalysis:
 
     def taint(self, expr: cst.CSTNode, state: State) -> Taint:
         collector = _TaintCollector(self, state)
-        expr.visit(collector)
+        walk(expr, collector)
         return collector.taint
 
     def product_key(self, node: cst.CSTNode) -> list[str]:
@@ -915,7 +916,7 @@ class _FunctionAnalysis:
 
     def sinks(self, expr: cst.CSTNode, state: State) -> None:
         finder = _CallFinder()
-        expr.visit(finder)
+        walk(expr, finder)
         for call in finder.calls:
             if id(call) in self._seen:
                 continue
@@ -947,11 +948,11 @@ class _TaintCollector(Visitor):
             self._add(self.state[node.value])
 
     def visit_Attribute(self, node: cst.Attribute) -> bool:
-        node.value.visit(self)  # the attribute's own name is not a local
+        walk(node.value, self)  # the attribute's own name is not a local
         return False
 
     def visit_Arg(self, node: cst.Arg) -> bool:
-        node.value.visit(self)  # the keyword is not a local
+        walk(node.value, self)  # the keyword is not a local
         return False
 
     def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
@@ -1031,5 +1032,5 @@ def _simple_assignments(func: cst.FunctionDef):
             return False
 
     collector = _Collect()
-    func.body.visit(collector)
+    walk(func.body, collector)
     return collector.out

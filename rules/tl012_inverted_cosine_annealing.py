@@ -74,6 +74,7 @@ from trainlint import screen as sc
 from trainlint.imports import dotted_name
 from trainlint.rule import Applicability, Invalid, Rule, Valid
 from trainlint.rules._analysis import BindingTargets, Visitor
+from trainlint.traverse import walk
 
 COS_FUNCTIONS = {"math.cos", "numpy.cos", "torch.cos", "cmath.cos"}
 PI_CONSTANTS = {"math.pi", "numpy.pi", "torch.pi", "numpy.PI"}
@@ -853,7 +854,7 @@ def _identifiers(node: cst.CSTNode) -> list[str]:
         def visit_SimpleString(self, n: cst.SimpleString) -> None:
             pass
 
-    node.visit(_Collect())
+    walk(node, _Collect())
     return out
 
 
@@ -868,7 +869,7 @@ def _bindings(func: cst.FunctionDef, name: str) -> int:
         def visit_Param(self, node: cst.Param) -> None:
             self._add(node.name)
 
-    func.visit(_Count())
+    walk(func, _Count())
     return count
 
 
@@ -897,5 +898,5 @@ def _uses(func: cst.FunctionDef, name: str, assign: cst.CSTNode):
             if self.path and self.path[-1] is original_node:
                 self.path.pop()
 
-    func.visit(_Find())
+    walk(func, _Find())
     return found

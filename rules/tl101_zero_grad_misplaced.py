@@ -85,6 +85,7 @@ from trainlint.rules._loops import (
     move_after,
     single_call_statement,
 )
+from trainlint.traverse import walk
 
 
 # ----------------------------------------------------------------------- zeroing scan
@@ -166,10 +167,10 @@ def zeroing_helpers(module: cst.Module) -> frozenset[str]:
     class _Defs(cst.CSTVisitor):
         def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
             scan = _ZeroScan()
-            node.body.visit(scan)
+            walk(node.body, scan)
             functions.setdefault(node.name.value, []).append(scan)
 
-    module.visit(_Defs())
+    walk(module, _Defs())
     zeroing = {n for n, scans in functions.items() if any(s.generic or s.targets for s in scans)}
     changed = True
     while changed:
@@ -636,7 +637,7 @@ class ZeroGradMisplaced(LoopEventRule, Rule):
             return
         scope = self._scope()
         scan = _ZeroScan(zeroing_helpers(self.context.module))
-        scope.visit(scan)
+        walk(scope, scan)
         if scan.generic:
             return
         zeroed = set(scan.targets)
@@ -672,7 +673,7 @@ def _assigned_names(loop: Loop) -> set[str]:
             if name is not None:
                 names.add(name)
 
-    loop.body.visit(_Binds())
+    walk(loop.body, _Binds())
     return names
 
 

@@ -96,11 +96,13 @@ from trainlint.rules._loops import (
 
 from trainlint.imports import dotted_name
 from trainlint.rule import Applicability, Invalid, Rule, Valid
+from trainlint.traverse import walk
 
 FUNCTIONAL = "torch.nn.functional."
 FUNCTIONAL_LOSSES = re.compile(r"loss|cross_entropy|kl_div")
 # Text that every report needs: a backward call or a loss function / criterion.
-EVIDENCE = re.compile(r"backward|loss|criterion|cross_entropy|kl_div", re.IGNORECASE)
+EVIDENCE_WORDS = ("backward", "loss", "criterion", "cross_entropy", "kl_div")
+EVIDENCE = re.compile("|".join(EVIDENCE_WORDS), re.IGNORECASE)
 
 NO_GRAD_CONTEXTS = frozenset({"no_grad", "inference_mode"})
 # `.item()`, `.detach()` ... anywhere on the way to a binding's value: the name holds no graph.
@@ -139,6 +141,14 @@ class LossAccumulatesGraph(Rule):
     )
     fix_applicability = Applicability.SAFE
     trigger_pattern = EVIDENCE
+
+    @classmethod
+    def may_apply(cls, text: str) -> bool:
+        lowered = text.lower()
+        if any(word in lowered for word in EVIDENCE_WORDS):
+            return True
+        # IGNORECASE also equates four non-ASCII letters with ASCII ones (re's documentation)
+        return any(c in text for c in "\u0130\u0131\u017f\u212a") and EVIDENCE.search(text) is not None
 
     VALID = [
         # logged as a number / detached
@@ -683,7 +693,7 @@ class LossAccumulatesGraph(Rule):
     def _judge(self, stmt, acc, leaf, scope, loops) -> bool:
         loss = leaf.value if isinstance(leaf, cst.Name) else None
         scan = _LoopScan(stmt, acc, loss, self)
-        loops[0].body.visit(scan)
+        walk(loops[0].body, scan)
         if scan.unconditional_reset or scan.no_grad_binding or scan.retains_graph:
             return False
         strong = False
@@ -755,7 +765,7 @@ class LossAccumulatesGraph(Rule):
         facts = self._scopes.get(id(scope))
         if facts is None:
             collector = _ScopeCollector(self.context.imports)
-            scope.visit(collector)
+            walk(scope, collector)
             facts = collector.facts
             self._scopes[id(scope)] = facts
         return facts
@@ -794,7 +804,7 @@ class LossAccumulatesGraph(Rule):
 
     def _contains_loss_call(self, value: cst.CSTNode) -> bool:
         finder = _Calls()
-        value.visit(finder)
+        walk(value, finder)
         return any(self._is_loss_call(c) for c in finder.calls)
 
 
@@ -816,7 +826,7 @@ def _leaves(value: cst.BaseExpression) -> list[cst.BaseExpression]:
 def _refs(node: cst.CSTNode) -> set[str]:
     """Every name and dotted prefix read in node: `a.b.c` gives a, a.b, a.b.c."""
     collector = _Refs()
-    node.visit(collector)
+    walk(node, collector)
     return collector.refs
 
 
@@ -1109,7 +1119,7 @@ class _ScopeFacts:
             return True
         if self._passed is None:
             collector = _PassedNames()
-            scope.visit(collector)
+            walk(scope, collector)
             self._passed = collector.refs
         return bool(names & self._passed)
 

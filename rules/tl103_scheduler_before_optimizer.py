@@ -86,6 +86,7 @@ from trainlint.rules._loops import (
     move_after,
     single_call_statement,
 )
+from trainlint.traverse import walk
 
 
 # Schedulers of something other than the learning rate (diffusion noise, KL weight, EMA
@@ -593,5 +594,5 @@ def _reads_lr(stmt: cst.CSTNode, watched: set[str]) -> bool:
             if "lr" in node.value.lower():
                 found.append(True)
 
-    stmt.visit(_Reads())
+    walk(stmt, _Reads())
     return bool(found)

@@ -102,6 +102,7 @@ from trainlint.rules._loops import (
 
 from trainlint.imports import dotted_name
 from trainlint.rule import Invalid, Rule, Valid
+from trainlint.traverse import walk
 
 TORCH_SCHEDULERS = "torch.optim.lr_scheduler."
 # the classes and functions whose length argument the rule knows
@@ -731,7 +732,7 @@ class _Index(cst.CSTVisitor):
         self._loops: list[list[cst.CSTNode]] = [[]]  # one stack per function scope
         self._globals: dict[int, set[str]] = {}
         if module is not None:
-            module.visit(self)
+            walk(module, self)
 
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
         self._classes.append(node)
@@ -1074,7 +1075,7 @@ def _plain_names(expr: cst.CSTNode) -> list[str]:
 
         def visit_Call(self, node: cst.Call) -> bool:
             for arg in node.args:
-                arg.value.visit(self)
+                walk(arg.value, self)
             return False
 
         def visit_Name(self, node: cst.Name) -> None:
@@ -1084,7 +1085,7 @@ def _plain_names(expr: cst.CSTNode) -> list[str]:
     if isinstance(expr, cst.Name):
         return [expr.value]
     for child in expr.children:
-        child.visit(walker)
+        walk(child, walker)
     return out
 
 
@@ -1123,7 +1124,7 @@ def _words(expr: cst.CSTNode):
         def visit_Float(self, node: cst.Float) -> None:
             state["other"] = True
 
-    expr.visit(_Walk())
+    walk(expr, _Walk())
     # `visit_Attribute` also sees the attribute's Name child; `int(...)` etc. are words too
     return words, state["len"], ints, state["other"]
 
@@ -1252,7 +1253,7 @@ def _assigned_in(loop: cst.For) -> set[str]:
             if node.asname is not None:
                 self._add(node.asname.name)
 
-    loop.visit(_Targets())
+    walk(loop, _Targets())
     return out
 
 
@@ -1288,7 +1289,7 @@ def _nodes(root: cst.CSTNode) -> Iterator[cst.CSTNode]:
             out.append(node)
             return not isinstance(node, _DEFS)
 
-    root.visit(_All())
+    walk(root, _All())
     return iter(out)
 
 
@@ -1301,5 +1302,5 @@ def _loops_in(stmt: cst.CSTNode) -> list[cst.CSTNode]:
                 out.append(node)
             return not isinstance(node, _DEFS)
 
-    stmt.visit(_Loops())
+    walk(stmt, _Loops())
     return out

@@ -78,6 +78,7 @@ from trainlint.rules._loops import (
 
 from trainlint.imports import dotted_name
 from trainlint.rule import Applicability, Invalid, Rule, Valid
+from trainlint.traverse import walk
 
 _SUITES = (cst.IndentedBlock, cst.SimpleStatementSuite, cst.Module)
 _EXITS = (cst.Continue, cst.Break, cst.Return, cst.Raise)
@@ -96,6 +97,10 @@ class ClipWithoutUnscale(Rule):
     fix_applicability = Applicability.SAFE
     # Both a clip function's name and a `.scale(` attribute must occur in the text.
     trigger_pattern = re.compile(r"\A(?=[\s\S]*?clip_grad)(?=[\s\S]*?\.(?:[\s\\]|#[^\n]*)*scale\b)")
+
+    @classmethod
+    def may_apply(cls, text: str) -> bool:
+        return "clip_grad" in text and cls.trigger_pattern.search(text) is not None
 
     @classmethod
     def screen(cls, index) -> bool:
@@ -632,7 +637,7 @@ def _contains(root: cst.CSTNode, target: cst.CSTNode) -> bool:
                 found.append(node)
             return not found
 
-    root.visit(_Find())
+    walk(root, _Find())
     return bool(found)
 
 
@@ -661,7 +666,7 @@ class _Layout(cst.CSTVisitor):
         self._levels: list[list] = []  # [suite, index, kind]
         self._count = 0
         self._root = root
-        root.visit(self)
+        walk(root, self)
 
     def on_visit(self, node: cst.CSTNode) -> bool:
         if node is not self._root and isinstance(node, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
@@ -790,5 +795,5 @@ def _exits(node: cst.CSTNode) -> bool:
                 found.append(n)
             return not found and not isinstance(n, (cst.FunctionDef, cst.ClassDef, cst.Lambda))
 
-    node.visit(_Find())
+    walk(node, _Find())
     return bool(found)

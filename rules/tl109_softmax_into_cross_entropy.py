@@ -126,6 +126,7 @@ import libcst as cst
 
 from trainlint.rule import Applicability, Invalid, Rule, Valid
 from trainlint.rules._analysis import BindingTargets, binds, parameter_names
+from trainlint.traverse import walk
 
 # ---------------------------------------------------------------------------- vocabulary
 
@@ -1188,7 +1189,7 @@ class SoftmaxIntoCrossEntropy(Rule):
         for any other kind of binding (for, with, import, augmented assignment)."""
         if self._module_bindings is None:
             collector = _ModuleBindings()
-            self.context.module.visit(collector)
+            walk(self.context.module, collector)
             self._module_bindings = collector.out
         return self._module_bindings
 
@@ -1231,7 +1232,7 @@ class SoftmaxIntoCrossEntropy(Rule):
             key = (id(scope), name)
             if key not in self._load_counts:
                 counter = _LoadCounter(name)
-                scope.visit(counter)
+                walk(scope, counter)
                 self._load_counts[key] = counter.loads
             if self._load_counts[key] != 1:
                 return False
@@ -1389,7 +1390,7 @@ def _disturbs(node: cst.CSTNode, name: str) -> str | None:
     if binds(node, name):
         return "bind"
     finder = _InPlace(name)
-    node.visit(finder)
+    walk(node, finder)
     return "mutate" if finder.found else None
 
 
@@ -1487,7 +1488,7 @@ class _LoadCounter(cst.CSTVisitor):
             self.loads += 1
 
     def visit_Attribute(self, node: cst.Attribute) -> bool:
-        node.value.visit(self)
+        walk(node.value, self)
         return False
 
     def _unload(self, target: cst.CSTNode) -> None:

@@ -65,12 +65,16 @@ the receiver must be named `self`.
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass
 
 import libcst as cst
 
+from trainlint import screen as sc
 from trainlint.rule import Applicability, Invalid, Rule, Valid
 from trainlint.rules._analysis import is_nn_module, local_classes, methods, parameter_names
+from trainlint.rules._screens import nn_module_classes
+from trainlint.traverse import walk
 
 MODULE, STATELESS, PARAMETER = "module", "stateless", "parameter"
 PARAMETER_CLASSES = {
@@ -242,7 +246,7 @@ def _local_bindings(func: cst.FunctionDef, name: str) -> list[cst.BaseExpression
     if name in parameter_names(func):
         return None
     finder = _LocalRefs(name)
-    func.body.visit(finder)
+    walk(func.body, finder)
     values = []
     for ref, ctx in finder.refs:
         parent = ctx[-1] if ctx else None
@@ -288,7 +292,12 @@ class ModulePlainContainer(Rule):
         "`state_dict()` and `train()`/`eval()` do not see them"
     )
     fix_applicability = Applicability.UNSAFE
-    triggers = ("nn", "Module")
+    # A class, and `nn` or `Module` for its base.
+    trigger_pattern = re.compile(r"(?s)\A(?=.*?class)(?=.*?(?:nn|Module))")
+
+    @classmethod
+    def may_apply(cls, text: str) -> bool:
+        return "class" in text and ("nn" in text or "Module" in text)
 
     VALID = [
         # Registered containers, and plain lists that are wrapped or registered later.
@@ -606,31 +615,16 @@ class ModulePlainContainer(Rule):
 
     @classmethod
     def screen(cls, index) -> bool:
-        """A class with bases, and an attribute assigned a container display, or assigned
-        a name while some name is assigned a display (or something is appended to)."""
+        """The rule's own analysis, loosened, on the ast: some `nn.Module` class stores in
+        `self.<attr>` only containers (or names), and some element stored or added may be
+        a module or parameter (see `_Screen`)."""
         if not any(c.bases for c in index.nodes(ast.ClassDef)):
             return False
-        fill = bool(index.nodes(ast.AugAssign)) or bool(ADDING_METHODS & index.called)
-        name_to_attr = False
-        for node in index.nodes(ast.Assign):
-            value = node.value
-            to_attr = any(isinstance(t, ast.Attribute) for t in node.targets)
-            if isinstance(value, (ast.List, ast.ListComp, ast.Tuple, ast.Dict, ast.DictComp, ast.GeneratorExp)) or (
-                isinstance(value, ast.Call)
-                and isinstance(value.func, ast.Name)
-                and value.func.id in ("list", "tuple", "dict")
-            ):
-                if to_attr:
-                    return _constructor_in_container(index)
-                fill = True
-            elif to_attr and isinstance(value, ast.Name):
-                name_to_attr = True
-        if not (name_to_attr and fill) and not any(
-            isinstance(n.target, ast.Attribute) and n.value is not None
-            for n in index.nodes(ast.AnnAssign)
-        ):
+        modules = nn_module_classes(index)
+        if not modules:
             return False
-        return _constructor_in_container(index)
+        screen = _Screen(index)
+        return any(screen.may_report(c) for c in modules)
 
     # ------------------------------------------------------------------ visiting
 
@@ -651,7 +645,7 @@ class ModulePlainContainer(Rule):
             if self_name is None:
                 continue
             finder = _SelfUses(self_name, name)
-            func.body.visit(finder)
+            walk(func.body, finder)
             for attr, found in finder.found.items():
                 uses.setdefault(attr, []).extend((u, m, func) for u, m in found)
         for attr, attr_uses in uses.items():
@@ -673,7 +667,7 @@ class ModulePlainContainer(Rule):
         # (transformers' pattern) registers the same objects by hand.
         for func in {id(f): f for u, _m, f in uses if u.kind in ("write", "method", "augment", "setitem")}.values():
             callees = _Callees()
-            func.body.visit(callees)
+            walk(func.body, callees)
             if REGISTERING_CALLS & callees.names:
                 return
         added = self._added_values(uses)
@@ -757,7 +751,7 @@ class ModulePlainContainer(Rule):
         if base is None:
             return None
         finder = _LocalRefs(name)
-        func.body.visit(finder)
+        walk(func.body, finder)
         values = list(base.values)
         stores = 0
         for ref, ctx in finder.refs:
@@ -841,12 +835,12 @@ class ModulePlainContainer(Rule):
     def _registering_loop(self, node: cst.CSTNode, func: cst.FunctionDef) -> bool:
         """Whether node is (the iterable of) a `for` whose body registers things."""
         finder = _ForOf(node)
-        func.body.visit(finder)
+        walk(func.body, finder)
         loop = finder.loop
         if loop is None:
             return False
         caller = _Callees()
-        loop.body.visit(caller)
+        walk(loop.body, caller)
         return bool(REGISTERING_CALLS & caller.names)
 
     def _kind(self, node: cst.BaseExpression | None, func: cst.FunctionDef, depth: int = 0) -> str | None:
@@ -1008,7 +1002,7 @@ def _top_level_imports(module: cst.Module) -> dict[str, str]:
 
     table = ImportTable()
 
-    def walk(body) -> None:
+    def collect(body) -> None:
         for stmt in body:
             if isinstance(stmt, cst.SimpleStatementLine):
                 for small in stmt.body:
@@ -1026,50 +1020,157 @@ def _top_level_imports(module: cst.Module) -> dict[str, str]:
                     blocks.append(stmt.orelse.body if isinstance(stmt.orelse, cst.Else) else cst.IndentedBlock(body=[stmt.orelse]))
                 for block in blocks:
                     if isinstance(block, cst.IndentedBlock):
-                        walk(block.body)
+                        collect(block.body)
 
-    walk(module.body)
+    collect(module.body)
     return table.names
 
 
-_DISPLAYS = (ast.List, ast.ListComp, ast.Tuple, ast.Dict, ast.DictComp, ast.GeneratorExp, ast.Set, ast.SetComp)
+class _Screen:
+    """`ModulePlainContainer`'s analysis on CPython's ast, answering yes wherever the rule
+    may report: it follows the same writes, containers and element kinds, but lets every
+    binding of a name count and ignores the ways a container gets registered later."""
 
+    def __init__(self, index) -> None:
+        self.index = index
+        self.local = {s.name for s in index.tree.body if isinstance(s, ast.ClassDef)}
 
-def _constructor_in_container(index) -> bool:
-    """Screen: in a class with bases, a container (display, list()/dict(), an element
-    added by a method call, an item store or `+=`) holds a constructor-like call (a
-    capitalised callee, or a class of this file), or a name some function binds to one."""
-    local = {c.name for c in index.nodes(ast.ClassDef)}
-
-    def constructor(node: ast.AST) -> bool:
-        if not isinstance(node, ast.Call):
+    def may_report(self, klass: ast.ClassDef) -> bool:
+        own = {s.name: s for s in klass.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))}
+        if REGISTRATION_OVERRIDES & own.keys():
             return False
-        f = node.func
-        name = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
-        return name[:1].isupper() or name in local
+        writes: dict[str, list[tuple[ast.expr, ast.AST]]] = {}
+        added: dict[str, list[tuple[ast.expr | None, ast.AST]]] = {}
+        for func in own.values():
+            params = [*func.args.posonlyargs, *func.args.args]
+            if not params:
+                continue
+            me = params[0].arg
+            for node in sc.walk(func):
+                if isinstance(node, ast.Assign) and len(node.targets) == 1:
+                    target = node.targets[0]
+                    if _self_attr(target, me):
+                        writes.setdefault(target.attr, []).append((node.value, func))
+                    elif isinstance(target, ast.Subscript) and _self_attr(target.value, me):
+                        added.setdefault(target.value.attr, []).append((node.value, func))
+                elif isinstance(node, ast.AnnAssign) and node.value is not None and _self_attr(node.target, me):
+                    writes.setdefault(node.target.attr, []).append((node.value, func))
+                elif isinstance(node, ast.AugAssign) and _self_attr(node.target, me):
+                    added.setdefault(node.target.attr, []).extend((v, func) for v in _display_elements(node.value))
+                elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and (
+                    node.func.attr in ADDING_METHODS and _self_attr(node.func.value, me)
+                ):
+                    added.setdefault(node.func.value.attr, []).extend(
+                        (v, func) for v in _added_by_call(node.func.attr, node)
+                    )
+        for attr, stored in writes.items():
+            if not all(isinstance(v, _CONTAINER_VALUES) or _list_call(v) for v, _ in stored):
+                continue  # the rule leaves alone an attribute also stored as anything else
+            kept = [(v, f) for v, f in stored if f.name != "forward"]
+            elements = [(e, f) for v, f in kept for e in self._elements(v, f, 0)]
+            if kept and any(
+                self._may_hold_state(e, f, 0) for e, f in elements + added.get(attr, [])
+            ):
+                return True
+        return False
 
-    named = any(
-        constructor(n.value) or (isinstance(n.value, ast.IfExp) and constructor(n.value.body))
-        for n in index.nodes(ast.Assign)
-        if any(isinstance(t, ast.Name) for t in n.targets)
+    def _elements(self, value: ast.expr | None, func, depth: int) -> list[ast.expr | None]:
+        """What a container stored in an attribute may hold (`Container.values`)."""
+        if isinstance(value, (ast.List, ast.Tuple)):
+            return [e for e in value.elts if not isinstance(e, ast.Starred)]
+        if isinstance(value, (ast.ListComp, ast.GeneratorExp)):
+            return [value.elt]
+        if isinstance(value, ast.Dict):
+            return [v for k, v in zip(value.keys, value.values) if k is not None]
+        if isinstance(value, ast.DictComp):
+            return [value.value]
+        if _list_call(value):
+            return self._elements(value.args[0], func, depth) if len(value.args) == 1 else []
+        if isinstance(value, ast.Name) and depth < 3:
+            out: list[ast.expr | None] = []
+            for node in sc.walk(func):
+                if isinstance(node, ast.Assign) and any(
+                    isinstance(t, ast.Name) and t.id == value.id for t in node.targets
+                ) and not isinstance(node.value, ast.Name):
+                    out += self._elements(node.value, func, depth + 1)
+                elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name) and (
+                    node.target.id == value.id
+                ):
+                    out += _display_elements(node.value)
+                elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and (
+                    isinstance(node.func.value, ast.Name) and node.func.value.id == value.id
+                ):
+                    out += _added_by_call(node.func.attr, node)
+            return out
+        return []
+
+    def _may_hold_state(self, node: ast.expr | None, func, depth: int) -> bool:
+        """Whether the rule's `_kind` may call node a module or a parameter."""
+        if node is None or depth > 3:
+            return False
+        if isinstance(node, ast.Call):
+            callee = node.func
+            if isinstance(callee, ast.Name) and callee.id in self.local:
+                return True
+            return any(_stateful_qualname(q, node) for q in self.index.qualnames(callee))
+        if isinstance(node, ast.IfExp):
+            return self._may_hold_state(node.body, func, depth + 1) or self._may_hold_state(
+                node.orelse, func, depth + 1
+            )
+        if isinstance(node, ast.Name):
+            return any(
+                self._may_hold_state(n.value, func, depth + 1)
+                for n in sc.walk(func)
+                if isinstance(n, ast.Assign)
+                and len(n.targets) == 1
+                and isinstance(n.targets[0], ast.Name)
+                and n.targets[0].id == node.id
+            )
+        return False
+
+
+def _self_attr(node: ast.AST, me: str) -> bool:
+    return isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == me
+
+
+def _list_call(node: ast.AST | None) -> bool:
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and (
+        node.func.id in ("list", "tuple", "dict")
     )
-    for klass in index.nodes(ast.ClassDef):
-        if not klass.bases:
-            continue
-        for node in ast.walk(klass):
-            held: list[ast.AST] = []
-            if isinstance(node, _DISPLAYS):
-                held = [node]
-            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ADDING_METHODS:
-                held = [*node.args, *(k.value for k in node.keywords)]
-            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("list", "tuple", "dict"):
-                held = [*node.args, *(k.value for k in node.keywords)]
-            elif isinstance(node, ast.Assign) and any(isinstance(t, ast.Subscript) for t in node.targets):
-                held = [node.value]
-            elif isinstance(node, ast.AugAssign):
-                held = [node.value]
-            for part in held:
-                for inner in ast.walk(part):
-                    if constructor(inner) or (named and isinstance(inner, ast.Name)):
-                        return True
-    return False
+
+
+def _display_elements(node: ast.expr) -> list[ast.expr | None]:
+    if isinstance(node, (ast.List, ast.Tuple)):
+        return [e for e in node.elts if not isinstance(e, ast.Starred)]
+    if isinstance(node, (ast.ListComp, ast.GeneratorExp)):
+        return [node.elt]
+    return []
+
+
+def _added_by_call(method: str, call: ast.Call) -> list[ast.expr | None]:
+    args = call.args
+    if method == "append" and len(args) == 1:
+        return [args[0]]
+    if method == "insert" and len(args) == 2:
+        return [args[1]]
+    if method == "extend" and len(args) == 1:
+        return _display_elements(args[0])
+    return []
+
+
+def _stateful_qualname(qual: str, call: ast.Call) -> bool:
+    if qual in PARAMETER_CLASSES:
+        return True
+    parts = qual.split(".")
+    last = parts[-1]
+    if parts[:2] != ["torch", "nn"] or not (len(parts) == 3 or parts[2] == "modules"):
+        return False
+    if not last[:1].isupper() or last in NOT_MODULES or last in STATELESS_MODULES:
+        return False
+    unweighted = not call.args and all(
+        k.arg is not None and k.arg not in ("weight", "pos_weight") for k in call.keywords
+    )
+    return not (last.endswith("Loss") and unweighted)
+
+
+_CONTAINER_VALUES = (ast.List, ast.ListComp, ast.Tuple, ast.Dict, ast.DictComp, ast.GeneratorExp, ast.Name)

@@ -84,6 +84,7 @@ from trainlint.rules._analysis import base_names, is_nn_module, local_classes
 
 from trainlint.imports import dotted_name
 from trainlint.rule import Invalid, Rule, Valid
+from trainlint.traverse import walk
 
 # Always stateful (parameters or buffers), whatever the arguments.
 PARAMETRISED = frozenset(
@@ -123,7 +124,7 @@ REGISTERING = {"add_module", "register_module", "register_parameter", "register_
 NN_NON_MODULE_PARTS = {"functional", "init", "utils", "quantized", "intrinsic", "qat",
                        "quantizable", "attention"}
 
-TRIGGER = re.compile(
+STATEFUL_WORD = re.compile(
     r"\b(?:%s|Parameter|register_parameter)\b"
     % "|".join(sorted(STATEFUL_NAMES, key=len, reverse=True))
 )
@@ -151,7 +152,12 @@ class ModuleCreatedInForward(Rule):
         "create it in `__init__`"
     )
     fix_applicability = None
-    trigger_pattern = TRIGGER
+    # A forward-like method name and a stateful layer's name.
+    trigger_pattern = re.compile(r"(?s)\A(?=.*?forward)(?=.*?%s)" % STATEFUL_WORD.pattern)
+
+    @classmethod
+    def may_apply(cls, text: str) -> bool:
+        return "forward" in text and STATEFUL_WORD.search(text) is not None
 
     VALID = [
         # Built in __init__, used in forward; functional and parameter-free calls.
@@ -304,6 +310,17 @@ class ModuleCreatedInForward(Rule):
             line=9,
             count=2,
         ),
+        # A layer class imported under another name (the screen follows the alias).
+        Invalid(
+            """
+            from torch.nn import Module, Linear as dense
+
+            class Head(Module):
+                def forward(self, x):
+                    return dense(3, 4)(x)
+            """,
+            line=5,
+        ),
         # Aliases, a Parameter bound to a local, helper forward methods, a local
         # module class with state, and a BatchNorm whose flags are not literal.
         Invalid(
@@ -380,6 +397,10 @@ class ModuleCreatedInForward(Rule):
         if not forwards:
             return False
         candidates = set(STATEFUL_NAMES) | {"Parameter", "UninitializedParameter"}
+        candidates |= {  # `from torch.nn import Linear as L`
+            local for local, quals in index.imports.items()
+            if any(q.rpartition(".")[2] in candidates for q in quals)
+        }
         candidates |= _ast_module_classes(index)
         if not candidates & index.called:
             return False
@@ -460,7 +481,7 @@ class ModuleCreatedInForward(Rule):
                     result = True
             if not result:
                 finder = _Constructs(self)
-                cls.body.visit(finder)
+                walk(cls.body, finder)
                 result = finder.found
         self._local_state[name] = result
         return result
@@ -510,7 +531,7 @@ class ModuleCreatedInForward(Rule):
         if local is None:
             return False
         finder = _StoresLocal(local, owner)
-        method.body.visit(finder)
+        walk(method.body, finder)
         return finder.found
 
 
@@ -621,7 +642,7 @@ class _StoresLocal(cst.CSTVisitor):
             return True
         # `self.x = local.to(device)`, `self.x = (local, other)`
         finder = _NameFinder(self.name)
-        node.visit(finder)
+        walk(node, finder)
         return finder.found
 
 

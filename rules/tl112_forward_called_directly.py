@@ -72,6 +72,7 @@ from trainlint.rules._analysis import (
 
 from trainlint.imports import dotted_name
 from trainlint.rule import Applicability, Invalid, Rule, Valid
+from trainlint.traverse import walk
 
 NN_MODULES = frozenset(
     """AdaptiveAvgPool1d AdaptiveAvgPool2d AdaptiveAvgPool3d AdaptiveLogSoftmaxWithLoss
@@ -591,9 +592,9 @@ def _scope_bindings(body: cst.CSTNode, name: str) -> list[cst.BaseExpression] | 
     finder = _ScopeBindings(name)
     if isinstance(body, cst.Module):
         for stmt in body.body:
-            stmt.visit(finder)
+            walk(stmt, finder)
     else:
-        body.visit(finder)
+        walk(body, finder)
     return None if finder.unknown else finder.values
 
 

@@ -77,6 +77,7 @@ from __future__ import annotations
 
 import ast
 import re
+from functools import cached_property
 
 import libcst as cst
 
@@ -93,6 +94,9 @@ from trainlint.rules._analysis import (
     reads_attribute,
     self_attribute,
 )
+from trainlint.rules._screens import nn_module_classes
+from trainlint.screen import FUNCTIONS, flatten_targets
+from trainlint.traverse import walk
 
 # torch.<name>(...) that creates a tensor.
 FACTORIES = {
@@ -194,23 +198,20 @@ class _Registered(cst.CSTVisitor):
 
 def _constructor(own: dict[str, cst.FunctionDef]) -> tuple[cst.FunctionDef | None, bool]:
     """`__init__`, or the single misspelled one when there is none; (func, misspelled)."""
-    if "__init__" in own:
-        return own["__init__"], False
+    name, misspelled = _constructor_name({n: bool(f.decorators) for n, f in own.items()})
+    return (own[name], misspelled) if name is not None else (None, False)
+
+
+def _constructor_name(decorated: dict[str, bool]) -> tuple[str | None, bool]:
+    """`_constructor` on the methods' names (each with whether it is decorated)."""
+    if "__init__" in decorated:
+        return "__init__", False
     candidates = [
-        f for n, f in own.items() if n != "__init__" and _INIT_LIKE.fullmatch(n)
-        and "i" in n and "n" in n and not f.decorators and n.strip("_") not in ("int", "tin")
+        n for n, d in decorated.items() if n != "__init__" and _INIT_LIKE.fullmatch(n)
+        and "i" in n and "n" in n and not d and n.strip("_") not in ("int", "tin")
         and _underscores(n) not in ((1, 0), (0, 1))  # `_init` / `init_` are helpers
     ]
     return (candidates[0], True) if len(candidates) == 1 else (None, False)
-
-
-def _factory_call(node: ast.AST, from_torch: set[str]) -> bool:
-    if not isinstance(node, ast.Call):
-        return False
-    func = node.func
-    if isinstance(func, ast.Attribute):
-        return func.attr in FACTORIES or func.attr.endswith("Tensor")
-    return isinstance(func, ast.Name) and func.id in from_torch
 
 
 def _underscores(name: str) -> tuple[int, int]:
@@ -278,7 +279,12 @@ class TensorAttributeNotBuffer(Rule):
         "`parameters()` and the optimizer never see it"
     )
     fix_applicability = Applicability.UNSAFE
-    triggers = ("torch",)
+    # A class, and torch for the module and the tensor.
+    trigger_pattern = re.compile(r"(?s)\A(?=.*?class)(?=.*?torch)")
+
+    @classmethod
+    def may_apply(cls, text: str) -> bool:
+        return "class" in text and "torch" in text
 
     VALID = [
         # Buffers, Parameters, registered later, plain values.
@@ -494,6 +500,32 @@ class TensorAttributeNotBuffer(Rule):
             line=9,
             count=3,
         ),
+        # A factory called only under an alias, through a chain of locals.
+        Invalid(
+            """
+            import torch.nn as nn
+            from torch import randn as gaussian
+
+            class Noise(nn.Module):
+                def __init__(self, n):
+                    super().__init__()
+                    noise = gaussian(n)
+                    scaled = noise * 0.1
+                    self.noise = scaled
+            """,
+            fixed="""
+            import torch.nn as nn
+            from torch import randn as gaussian
+
+            class Noise(nn.Module):
+                def __init__(self, n):
+                    super().__init__()
+                    noise = gaussian(n)
+                    scaled = noise * 0.1
+                    self.register_buffer("noise", scaled, persistent=False)
+            """,
+            line=9,
+        ),
         # Report only: before super().__init__(), in a branch, written again in forward,
         # a name that nn.Module already has, a subclass of a torch layer; and a tensor
         # that wants to be a Parameter.
@@ -528,28 +560,16 @@ class TensorAttributeNotBuffer(Rule):
 
     @classmethod
     def screen(cls, index) -> bool:
+        """The rule's own analysis, loosened, on the ast: the constructor of some
+        `nn.Module` class stores in `self.<attr>` a value that may be a fresh tensor (see
+        `_Screen`)."""
         if not any(c.bases for c in index.nodes(ast.ClassDef)):
             return False
-        if not any(
-            (n.module or "").split(".")[0] == "torch" for n in index.nodes(ast.ImportFrom)
-        ) and not any(
-            a.name.split(".")[0] == "torch" for n in index.nodes(ast.Import) for a in n.names
-        ):
+        modules = nn_module_classes(index)
+        if not modules or not _may_call_factory(index):
             return False
-        from_torch = {
-            a.asname or a.name
-            for n in index.nodes(ast.ImportFrom) if (n.module or "").split(".")[0] == "torch"
-            for a in n.names
-        }
-        # A reported tensor is built by a torch factory called in the class's constructor.
-        for klass in index.nodes(ast.ClassDef):
-            if not klass.bases:
-                continue
-            for func in klass.body:
-                if isinstance(func, ast.FunctionDef) and _INIT_LIKE.fullmatch(func.name):
-                    if any(_factory_call(n, from_torch) for n in ast.walk(func)):
-                        return True
-        return False
+        screen = _Screen(index)
+        return any(screen.may_report(c) for c in modules)
 
     # ------------------------------------------------------------------ visiting
 
@@ -582,7 +602,7 @@ class TensorAttributeNotBuffer(Rule):
             return
         registered = _Registered(self)
         for klass in chain:
-            klass.body.visit(registered)
+            walk(klass.body, registered)
         inherited: dict[str, list[AttributeWrite]] = {}
         for klass in chain[1:]:
             for attr, ws in attribute_writes(klass).items():
@@ -606,7 +626,7 @@ class TensorAttributeNotBuffer(Rule):
             index = {}
             for stmt in body_statements(func):
                 collector = _Assignments()
-                stmt.visit(collector)
+                walk(stmt, collector)
                 for small in collector.found:
                     index[id(small)] = stmt
             self._tops[id(func)] = index
@@ -829,3 +849,128 @@ def _requires_grad(call: cst.Call) -> bool:
         and not (isinstance(a.value, cst.Name) and a.value.value == "False")
         for a in call.args
     )
+
+
+class _Screen:
+    """`TensorAttributeNotBuffer`'s candidates on CPython's ast, answering yes wherever
+    the rule may report: it follows the same constructor, stores and tensor values, but
+    lets every binding of a local in the constructor count and skips the rule's later
+    exclusions, except a class that moves its tensors by hand."""
+
+    def __init__(self, index) -> None:
+        self.index = index
+
+    # A function's statements are those within its lines (a walk costs more).
+
+    @cached_property
+    def assignments(self) -> list[tuple[int, ast.Assign | ast.AnnAssign]]:
+        """(line, statement) of the file's assignments whose value may be a tensor: a
+        call, an operation, a subscript or a name."""
+        return [
+            (n.lineno, n)
+            for kind in (ast.Assign, ast.AnnAssign)
+            for n in self.index.nodes(kind)
+            if isinstance(n.value, _MAY_BE_TENSOR)
+        ]
+
+    def may_report(self, klass: ast.ClassDef) -> bool:
+        own = {s.name: s for s in klass.body if isinstance(s, FUNCTIONS)}
+        if DEVICE_OVERRIDES & own.keys():
+            return False
+        name, _ = _constructor_name({n: bool(f.decorator_list) for n, f in own.items()})
+        if name is None:
+            return False
+        first, last = own[name].lineno, own[name].end_lineno
+        inside = [n for line, n in self.assignments if first <= line <= last]
+        # `None` lets every local count: most stores fail even so
+        stored = [n.value for n in inside if _stores_self(n) and self._tensor(n.value, None, 0)]
+        if not stored:
+            return False
+        tensors = self._tensor_locals(inside)
+        return any(self._tensor(v, tensors, 0) for v in stored)
+
+    def _tensor_locals(self, statements: list[ast.Assign | ast.AnnAssign]) -> set[str]:
+        """Locals that some `name = value` among statements may bind to a tensor
+        (`_origin`, with every binding counted)."""
+        bound: dict[str, list[ast.expr]] = {}
+        for n in statements:
+            if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name):
+                bound.setdefault(n.targets[0].id, []).append(n.value)
+        tensors: set[str] = set()
+        grown = True
+        while grown:
+            grown = False
+            for name, values in bound.items():
+                if name not in tensors and any(self._tensor(v, tensors, 0) for v in values):
+                    tensors.add(name)
+                    grown = True
+        return tensors
+
+    def _tensor(self, node: ast.expr, tensors: set[str] | None, depth: int) -> bool:
+        """Whether the rule's `_tensor` may call node a fresh tensor, the locals in
+        `tensors` (all of them when None) being tensors."""
+        if depth > 6:
+            return False
+        if isinstance(node, ast.Call):
+            func = node.func
+            for qual in self.index.qualnames(func):
+                if _factory(qual):
+                    return True
+                space, _, fn = qual.partition(".")
+                if space == "torch" and fn in TENSOR_FUNCTIONS and any(
+                    self._tensor(a, tensors, depth + 1) for a in _first_arguments(node)
+                ):
+                    return True
+            return isinstance(func, ast.Attribute) and func.attr in TENSOR_METHODS and (
+                self._tensor(func.value, tensors, depth + 1)
+            )
+        if isinstance(node, ast.BinOp):
+            return isinstance(node.op, _ARITHMETIC) and (
+                self._tensor(node.left, tensors, depth + 1) or self._tensor(node.right, tensors, depth + 1)
+            )
+        if isinstance(node, ast.UnaryOp):
+            return isinstance(node.op, ast.USub) and self._tensor(node.operand, tensors, depth + 1)
+        if isinstance(node, ast.Subscript):
+            return self._tensor(node.value, tensors, depth + 1)
+        return isinstance(node, ast.Name) and (tensors is None or node.id in tensors)
+
+
+def _may_call_factory(index) -> bool:
+    """Whether some call may be a torch factory: one named like a factory, or a name
+    imported as one."""
+    called = index.called
+    if not called.isdisjoint(FACTORIES):
+        return True
+    return any(name in called and any(map(_factory, quals)) for name, quals in index.imports.items())
+
+
+def _factory(qual: str) -> bool:
+    """`torch.zeros`, `torch.cuda.FloatTensor`: a call that `_tensor` takes for a fresh tensor."""
+    parts = qual.split(".")
+    if parts[0] != "torch":
+        return False
+    return len(parts) == 2 and parts[1] in FACTORIES or (
+        len(parts) == 3 and parts[1] == "cuda" and parts[2] in FACTORIES and parts[2].endswith("Tensor")
+    )
+
+
+def _stores_self(node: ast.Assign | ast.AnnAssign) -> bool:
+    """`self.x = ...` / `self.x: T = ...`, also unpacked (`self.x, y = ...`)."""
+    if isinstance(node, ast.AnnAssign):
+        return _is_self_attribute(node.target)
+    return any(_is_self_attribute(t) for target in node.targets for t in flatten_targets(target))
+
+
+def _is_self_attribute(node: ast.AST) -> bool:
+    return isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self"
+
+
+def _first_arguments(call: ast.Call) -> list[ast.expr]:
+    """What LibCST may list first among the call's arguments: the first positional one
+    (unstarred) or the first keyword one."""
+    first = [a.value if isinstance(a, ast.Starred) else a for a in call.args[:1]]
+    return first + [k.value for k in call.keywords[:1]]
+
+
+_MAY_BE_TENSOR = (ast.Call, ast.BinOp, ast.UnaryOp, ast.Subscript, ast.Name)
+_ARITHMETIC = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow, ast.MatMult)

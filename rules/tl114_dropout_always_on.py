@@ -68,6 +68,7 @@ import libcst as cst
 from trainlint.rules._analysis import is_nn_module
 
 from trainlint.rule import Applicability, Invalid, Rule, Valid
+from trainlint.traverse import walk
 
 FUNCTIONAL = "torch.nn.functional."
 # function -> its default for `training`
@@ -445,7 +446,7 @@ class _TrainingFinder(cst.CSTVisitor):
 
 def _mentions_training(expr: cst.CSTNode) -> bool:
     finder = _TrainingFinder()
-    expr.visit(finder)
+    walk(expr, finder)
     return finder.found
 
 

@@ -63,11 +63,15 @@ from __future__ import annotations
 
 import ast
 import re
+from functools import cached_property
 
 import libcst as cst
 
+from trainlint import screen as sc
 from trainlint.rule import Applicability, Invalid, Rule, Valid
 from trainlint.rules._analysis import base_names, is_nn_module, local_classes, methods
+from trainlint.rules._screens import nn_module_classes
+from trainlint.traverse import walk
 
 INIT = "__init__"
 NN_MODULE = {"torch.nn.Module", "torch.nn.modules.module.Module"}
@@ -126,7 +130,7 @@ def _self_name(func: cst.FunctionDef) -> str | None:
 
 def _evidence(func: cst.FunctionDef) -> _InitEvidence:
     finder = _InitEvidence(_self_name(func))
-    func.body.visit(finder)
+    walk(func.body, finder)
     return finder
 
 
@@ -249,6 +253,9 @@ class SuperInitMissing(Rule):
                 def __init__(self, n):
                     init = super().__init__
                     init()
+            class D(nn.Module):
+                def __init__(self, cfg):
+                    init_module(cfg, module=self)
             """
         ),
         # An inherited init-like hook of a base from elsewhere.
@@ -374,6 +381,30 @@ class SuperInitMissing(Rule):
             line=4,
             count=2,
         ),
+        # An init-like hook is trusted only when a base comes from elsewhere; a class
+        # nested in a function, and `self` under another name, are checked alike.
+        Invalid(
+            """
+            from torch import nn
+
+            def make(d):
+                class Head(nn.Module):
+                    def __init__(me, d):
+                        me._init_weights(d)
+                return Head(d)
+            """,
+            fixed="""
+            from torch import nn
+
+            def make(d):
+                class Head(nn.Module):
+                    def __init__(me, d):
+                        super().__init__()
+                        me._init_weights(d)
+                return Head(d)
+            """,
+            line=5,
+        ),
         # Only a docstring: the call goes after it.
         Invalid(
             '''
@@ -394,22 +425,21 @@ class SuperInitMissing(Rule):
     ]
 
     @classmethod
+    def may_apply(cls, text: str) -> bool:
+        """Implied by `trigger_pattern.search(text)`, and much cheaper."""
+        return "__init__" in text and ("nn" in text or "Module" in text)
+
+    @classmethod
     def screen(cls, index) -> bool:
-        """Some class with bases defines `__init__`, and not every such `__init__`
-        mentions an `__init__` attribute (by line range)."""
-        init_lines = None
-        for node in index.nodes(ast.ClassDef):
-            if not node.bases:
-                continue
-            for stmt in node.body:
-                if isinstance(stmt, ast.FunctionDef) and stmt.name == INIT:
-                    if init_lines is None:
-                        init_lines = sorted(
-                            a.lineno for a in index.nodes(ast.Attribute) if a.attr == INIT
-                        )
-                    if not any(stmt.lineno <= n <= (stmt.end_lineno or n) for n in init_lines):
-                        return True
-        return False
+        """The rule's own analysis, loosened, on the ast: some `nn.Module` class has an
+        undecorated, non-stub `__init__` and no `__new__`, and neither that constructor nor
+        the methods of the class it calls on `self` surely reach the parent's (see
+        `_Screen`)."""
+        modules = nn_module_classes(index)
+        if not modules:
+            return False
+        screen = _Screen(index)
+        return any(screen.may_report(c) for c in modules)
 
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
         own = methods(node)
@@ -500,3 +530,111 @@ class SuperInitMissing(Rule):
         else:
             target = stmts[0]
         return self.make_fix(message, (target, cst.FlattenSentinel([call, target])))
+
+
+# ---------------------------------------------------------------------------- screen
+
+
+class _Screen:
+    """`SuperInitMissing`'s analysis on CPython's ast, answering yes wherever the rule may
+    report: it takes the same bail-outs, but follows only the class's own methods (a
+    nearer class always wins in the rule's lookup) and trusts an inherited init-like hook
+    only when the class itself has a base surely from outside torch and this file."""
+
+    def __init__(self, index) -> None:
+        self.index = index
+
+    @cached_property
+    def top(self) -> list[ast.ClassDef]:
+        """The top-level classes (the rule's `local_classes`)."""
+        return [s for s in self.index.tree.body if isinstance(s, ast.ClassDef)]
+
+    def may_report(self, klass: ast.ClassDef) -> bool:
+        own = {s.name: s for s in klass.body if isinstance(s, sc.FUNCTIONS)}
+        init = own.get(INIT)
+        if init is None or init.decorator_list or "__new__" in own or _ast_is_stub(init):
+            return False
+        seen: set[str] = set()
+        inherited: set[str] = set()
+        todo = [init]
+        while todo:
+            found, called = _ast_evidence(todo.pop())
+            if found:
+                return False
+            for name in called - seen:
+                seen.add(name)
+                if name in own:
+                    todo.append(own[name])
+                else:
+                    inherited.add(name)
+        hooks = {n for n in inherited if "init" in n.lower()}
+        return not (hooks and self._outside_file(hooks) and self._external_base(klass))
+
+    def _outside_file(self, names: set[str]) -> bool:
+        """Whether some name is a method of no top-level class (so no local ancestor of
+        the rule's chain defines it)."""
+        local = {s.name for c in self.top for s in c.body if isinstance(s, sc.FUNCTIONS)}
+        return not names <= local
+
+    def _external_base(self, klass: ast.ClassDef) -> bool:
+        """Whether a base of the class is, however the rule resolves it, neither a
+        top-level class of the file nor a `torch.` name."""
+        local = {c.name for c in self.top}
+        for base in klass.bases:
+            dotted = sc.dotted_name(base)
+            if dotted is None:
+                continue
+            names = {dotted, *self.index.qualnames(base)}
+            if not any(n in local or n.startswith("torch.") for n in names):
+                return True
+        return False
+
+
+def _ast_is_stub(func: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """`_is_stub` on the ast: `...` or `raise` statements, and string constants."""
+    stub = False
+    for stmt in func.body:
+        value = stmt.value if isinstance(stmt, ast.Expr) else None
+        if isinstance(stmt, ast.Raise) or (
+            isinstance(value, ast.Constant) and value.value is Ellipsis
+        ):
+            stub = True
+        elif not (isinstance(value, ast.Constant) and type(value.value) in (str, bytes)):
+            return False
+    return stub
+
+
+def _ast_evidence(func: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[bool, set[str]]:
+    """`_InitEvidence` on the ast: whether the body surely has evidence the rule sees,
+    and the methods it calls on its first parameter."""
+    params = [*func.args.posonlyargs, *func.args.args]
+    me = params[0].arg if params else None
+    called: set[str] = set()
+    for stmt in func.body:
+        for node in sc.walk(stmt):
+            if isinstance(node, ast.Attribute):
+                if node.attr == INIT or (
+                    _ast_is_super_call(node.value) and _INIT_SLIP.fullmatch(node.attr)
+                ):
+                    return True, called
+            elif me is not None and isinstance(node, ast.Call):
+                callee = node.func
+                if isinstance(callee, ast.Attribute) and _is_name(callee.value, me):
+                    called.add(callee.attr)
+                name = callee.id if isinstance(callee, ast.Name) else (
+                    callee.attr if isinstance(callee, ast.Attribute) else None
+                )
+                if name in HARMLESS_SELF_CALLS:
+                    continue
+                args = [a.value if isinstance(a, ast.Starred) else a for a in node.args]
+                if any(_is_name(a, me) for a in [*args, *(k.value for k in node.keywords)]):
+                    return True, called
+    return False, called
+
+
+def _ast_is_super_call(node: ast.expr) -> bool:
+    return isinstance(node, ast.Call) and _is_name(node.func, "super")
+
+
+def _is_name(node: ast.expr, name: str) -> bool:
+    return isinstance(node, ast.Name) and node.id == name

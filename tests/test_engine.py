@@ -9,6 +9,7 @@ from trainlint import engine
 from trainlint.imports import ImportTable
 from trainlint.registry import by_code
 from trainlint.rule import Invalid, Rule, Valid
+from trainlint.traverse import walk
 
 TL001, TL005 = by_code("TL001"), by_code("TL005")
 
@@ -331,7 +332,7 @@ class A(Base):
 
 
 def test_walk_visits_like_libcst():
-    """`engine.walk` must call on_visit/on_leave on the nodes LibCST's own traversal
+    """`traverse.walk` must call on_visit/on_leave on the nodes LibCST's own traversal
     visits, in the same order (rules see `context.stack`), and skip children like it."""
     from pathlib import Path
 
@@ -392,6 +393,6 @@ async def f(x: int = 1, /, y=[], *a, z, **k) -> "T":
         module = cst.parse_module(source)
         for skip in ((), ("FunctionDef", "Call")):
             ours, theirs = Log(skip), Log(skip)
-            engine.walk(module, ours)
+            walk(module, ours)
             module.visit(theirs)
             assert ours.events == theirs.events

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import libcst as cst
 import pytest
 
 from helpers import fix_code, lint_code
@@ -89,6 +90,54 @@ EVERY_EXAMPLE = sorted(
 )
 
 
+class _Aliased(cst.CSTTransformer):
+    """Binds every imported name under another spelling (`from torch.nn import Linear as
+    a_Linear`, `import torch as a_torch`) and renames its uses to match."""
+
+    def __init__(self) -> None:
+        self.renamed: dict[str, str] = {}
+
+    def leave_ImportAlias(self, original: cst.ImportAlias, updated: cst.ImportAlias) -> cst.ImportAlias:
+        if not isinstance(original.name, cst.Name):
+            return original  # `import torch.nn` binds `torch`, whatever follows
+        local = original.asname.name.value if original.asname else original.name.value
+        self.renamed[local] = f"a_{local}"
+        return original.with_changes(asname=cst.AsName(name=cst.Name(f"a_{local}")))
+
+
+class _Renamed(cst.CSTTransformer):
+    def __init__(self, renamed: dict[str, str]) -> None:
+        self.renamed = renamed
+
+    def leave_Name(self, original: cst.Name, updated: cst.Name) -> cst.Name:
+        return updated.with_changes(value=self.renamed.get(updated.value, updated.value))
+
+    def leave_Attribute(self, original: cst.Attribute, updated: cst.Attribute) -> cst.Attribute:
+        return updated.with_changes(attr=original.attr)
+
+    def leave_Arg(self, original: cst.Arg, updated: cst.Arg) -> cst.Arg:
+        return updated.with_changes(keyword=original.keyword)
+
+    def leave_ImportAlias(self, original: cst.ImportAlias, updated: cst.ImportAlias) -> cst.ImportAlias:
+        return original.with_changes(asname=updated.asname)
+
+
+def aliased(code: str) -> str | None:
+    """code with its imports aliased, or None when it imports nothing it could alias."""
+    try:
+        module = cst.parse_module(code)
+    except cst.ParserSyntaxError:
+        return None
+    binder = _Aliased()
+    module = module.visit(binder)
+    if not binder.renamed:
+        return None
+    return module.visit(_Renamed(binder.renamed)).code
+
+
+ALIASED_EXAMPLES = sorted({a for a in map(aliased, EVERY_EXAMPLE) if a is not None})
+
+
 @pytest.fixture
 def unfiltered(monkeypatch):
     monkeypatch.setattr(engine, "PREFILTER", False)
@@ -102,6 +151,13 @@ def test_prefilter_and_screen_pass_wherever_a_rule_reports(code, unfiltered):
         if rule.code in reported:
             assert rule.may_apply(code), f"{rule.code}'s text prefilter rejects:\n{code}"
             assert index is None or rule.screen(index), f"{rule.code}'s screen rejects:\n{code}"
+
+
+@pytest.mark.parametrize("code", ALIASED_EXAMPLES, ids=lambda c: f"{hash(c) & 0xFFFFFF:06x}")
+def test_prefilter_and_screen_follow_import_aliases(code, unfiltered):
+    """The same on every example with its imports spelled differently: the rules resolve
+    names through the imports, so their prefilters and screens must not rely on spellings."""
+    test_prefilter_and_screen_pass_wherever_a_rule_reports(code, unfiltered)
 
 
 # Rules that compute their `trigger_pattern`'s answer a faster way (their own `may_apply`).

@@ -115,6 +115,8 @@ class AstIndex:
                 if value is not None:
                     push(value)
         self._by_type = by_type
+        # results several screens derive from the same index (see `rules/_screens.py`)
+        self.memo: dict[str, object] = {}
 
     def nodes(self, kind: type[A]) -> list[A]:
         """Every node of exactly this type (no subclasses), in no particular order."""
