@@ -104,11 +104,30 @@ from trainlint.rules._eval import (
     TEST_NAME,
     TRAIN,
     UNKNOWN,
+    AstCall,
+    AstLoop,
+    AstModuleFacts,
+    AstScan,
+    AstScope,
     EvalFacts,
     LoopInfo,
     ModuleIndex,
     Scope,
-    ast_loader_loop,
+    ast_argument_names,
+    ast_decorators,
+    ast_eval_lines,
+    ast_lines_within,
+    ast_loader_loop_here,
+    ast_may_backward,
+    ast_may_disable,
+    ast_may_model,
+    ast_may_not_unit_test,
+    ast_may_walk_loader,
+    ast_model_lines,
+    ast_model_loops,
+    ast_must_disable,
+    ast_scopes,
+    ast_with_items,
     decorated_grad_disabled,
     has_loader_text,
     is_backward,
@@ -121,6 +140,8 @@ from trainlint.rules._eval import (
     under_grad_disabled,
 )
 from trainlint.rules._loops import Roles
+from trainlint.rules._screens import nn_module_classes
+from trainlint.screen import dotted_name as screen_dotted
 
 # Necessary text: (a) a loader and an evaluation marker; (b) `eval` and a backward/grad.
 TEXT_PATTERN = re.compile(
@@ -475,6 +496,20 @@ class EvalModeNotSet(Rule):
             """,
             line=8,
         ),
+        # (b) the same in a `while` loop over steps (no `for` in the file)
+        Invalid(
+            """
+            model.train()
+            while step < total_steps:
+                loss = criterion(model(x), y)
+                loss.backward()
+                optimizer.step()
+                if step % 100 == 0:
+                    model.eval()
+                    print(model(val_x))
+            """,
+            line=7,
+        ),
     ]
 
     def __init__(self, context) -> None:
@@ -492,12 +527,10 @@ class EvalModeNotSet(Rule):
 
     @classmethod
     def screen(cls, index) -> bool:
-        if not index.nodes(ast.For):
-            return False
-        called = index.called
-        if "eval" in called and ({"backward", "manual_backward", "grad"} & called):
-            return True
-        return ast_loader_loop(index)
+        """The rule's analysis loosened onto the ast (see `_Screen`): some function (or the
+        module) has a loader loop that may run a model in training mode, or a loop that
+        may train while an `.eval()` in it is never undone."""
+        return _Screen(index).may_report()
 
     def visit_Module(self, node: cst.Module) -> None:
         self._check_scope(node, None)
@@ -696,3 +729,201 @@ class EvalModeNotSet(Rule):
                         "step's) training section",
                     )
                 break
+
+
+class _Screen:
+    """`EvalModeNotSet`'s analysis on CPython's ast (see `rules._eval`), answering yes
+    wherever the rule may report. Any call that may be a model call may be a loop's first
+    one, so each is tried in turn."""
+
+    def __init__(self, index) -> None:
+        self.index = index
+        self._classes: set[str] | None = None
+        self._withs: bool | None = None
+
+    def may_report(self) -> bool:
+        index = self.index
+        evals = ast_eval_lines(index)
+        if evals and not any(ast_may_backward(c, index) for c in index.nodes(ast.Call)):
+            evals = []
+        loops = [*index.nodes(ast.For), *index.nodes(ast.AsyncFor)]
+        if not evals and not any(ast_may_walk_loader(node, index) for node in loops):
+            return False
+        if not ast_model_lines(index):
+            return False
+        for scope in ast_scopes(index):
+            func = scope.func
+            if not scope.loop_nodes or (func is not None and HOOK_NAME.match(func.name)):
+                continue
+            loader = ast_loader_loop_here(scope, index) and (
+                self._eval_named(scope)
+                or self._grad_off_withs()
+                or ast_may_disable(ast_decorators(scope.funcs), index, loose=False)
+            )
+            unrestored = any(ast_lines_within(evals, node) for node in scope.loop_nodes)
+            if (loader or unrestored) and self._scope(scope, loader, unrestored):
+                return True
+        return False
+
+    def _grad_off_withs(self) -> bool:
+        """Some `with` of the file may turn gradients off (strictly)."""
+        if self._withs is None:
+            items = ast_with_items([*self.index.nodes(ast.With), *self.index.nodes(ast.AsyncWith)])
+            self._withs = ast_may_disable(items, self.index, loose=False)
+        return self._withs
+
+    def _scope(self, scope: AstScope, loader: bool, unrestored: bool) -> bool:
+        scan = scope.scan
+        extra = scan.extra_models()
+        models = [(c, m) for c in scan.calls if (m := ast_may_model(c, extra))]
+        if not models:
+            return False
+        modes = [c for c in scan.calls if c.mode is not None]
+        if loader and self._eval_loops(scope, scan, modes, models):
+            return True
+        if not unrestored or not modes or scan.requires_grad:
+            return False
+        backwards = [c for c in scan.calls if ast_may_backward(c.node, self.index)]
+        return bool(backwards) and self._unrestored(scan, modes, backwards, models)
+
+    def _eval_named(self, scope: AstScope) -> bool:
+        func = scope.func
+        if func is None:
+            return False
+        if EVAL_NAME.match(func.name):
+            return True
+        test = TEST_NAME.match(func.name)
+        return test is not None and ast_may_not_unit_test(func, scope.cls, self.index)
+
+    def _eval_loops(self, scope: AstScope, scan: AstScan, modes, models) -> bool:
+        index = self.index
+        decorated = ast_may_disable(ast_decorators(scope.funcs), index, loose=False)
+        eval_named = self._eval_named(scope)
+        for loop, inside in ast_model_loops(scan, models, index):
+            for first, model in inside:
+                withs = ast_with_items(first.withs)
+                region = decorated or ast_may_disable(withs, index, loose=False)
+                if (region or eval_named) and self._train_mode_at(
+                    scope, scan, loop, model, modes, models, eval_named
+                ):
+                    return True
+        return False
+
+    def _train_mode_at(
+        self, scope: AstScope, scan: AstScan, loop: AstLoop, model: str, modes, models, named: bool
+    ) -> bool:
+        enclosing = [o for o in scan.loops if id(o.node) in loop.outer]
+
+        def reaches(call: AstCall) -> bool:
+            if loop.contains(call):
+                return False
+            return call.key < loop.key or any(o.contains(call) for o in enclosing)
+
+        if any(loop.contains(c) for c in modes):
+            return False
+        reaching = {c.mode for c in modes if reaches(c)}
+        if EVAL in reaching or UNKNOWN in reaching:
+            return False
+        index = self.index
+        trained = any(reaches(c) and ast_may_backward(c.node, index) for c in scan.calls) and any(
+            reaches(c) and related(m, model) for c, m in models
+        )
+        if TRAIN in reaching or trained:
+            return trained
+        if self._passed_to_helper(scan, model, lambda c: c.key < loop.key):
+            return False
+        built = self._built_here(scan, model, loop.key)
+        if built is not None:
+            return built
+        func = scope.func
+        if not named or func is None:
+            return False
+        facts = AstModuleFacts.of(index)
+        if facts.called_from_evaluating_scope(func.name):
+            return False
+        cls = scope.cls
+        if cls is not None and id(cls) in facts.evaluating:
+            return False
+        if model.startswith("self."):
+            return cls is not None and id(cls) in facts.training
+        return 0 not in facts.evaluating
+
+    def _unrestored(self, scan: AstScan, modes, backwards, models) -> bool:
+        """`EvalModeNotSet._check_unrestored` may report."""
+        index = self.index
+        for call in modes:
+            if call.mode != EVAL or call.method != "eval":
+                continue
+            model = call.receiver
+            if model is None or FROZEN_NAME.search(model.rsplit(".", 1)[-1]):
+                continue
+            enclosing = [o for o in scan.loops if o.contains(call)]
+            for loop in reversed(enclosing):  # innermost first
+                training = any(loop.contains(b) for b in backwards) and any(
+                    loop.contains(c)
+                    and related(m, model)
+                    and not ast_must_disable(ast_with_items(c.withs), index, loose=True)
+                    for c, m in models
+                )
+                if not training:
+                    continue
+                restored = any(loop.contains(c) and c.mode in (TRAIN, UNKNOWN) for c in modes)
+                if not restored and not self._passed_to_helper(scan, model, loop.contains):
+                    return True
+                break
+        return False
+
+    @staticmethod
+    def _passed_to_helper(scan: AstScan, model: str, when) -> bool:
+        """`EvalModeNotSet._passed_to_helper` on the ast (exact)."""
+        for call in scan.calls:
+            if not when(call) or call.mode is not None:
+                continue
+            if call.receiver is not None and related(call.receiver, model):
+                method = call.method or ""
+                if method == "apply" or any(w in method for w in ("train", "mode", "eval")):
+                    return True
+                continue
+            if (call.func or "").rsplit(".", 1)[-1] in HARMLESS_CALLEES:
+                continue
+            if any(related(name, model) for name in ast_argument_names(call.node)):
+                return True
+        return False
+
+    def _built_here(self, scan: AstScan, model: str, before) -> bool | None:
+        """`EvalModeNotSet._built_here`, True when the constructor may be a module's."""
+        bound = [call for key, call in scan.bindings.get(model, ()) if key < before]
+        while bound and _passthrough(bound[-1], model):
+            bound.pop()
+        if not bound:
+            return None
+        call = bound[-1]
+        while (
+            isinstance(call.func, ast.Attribute)
+            and call.func.attr in PASSTHROUGH
+            and isinstance(call.func.value, ast.Call)
+        ):
+            call = call.func.value
+        for qual in self.index.qualnames(call.func):
+            if qual.startswith(("torchvision.models.", "torch.nn.")) or qual in (
+                "timm.create_model",
+                "timm.models.create_model",
+            ):
+                return True
+        return screen_dotted(call.func) in self._module_classes()
+
+    def _module_classes(self) -> set[str]:
+        """Top-level classes that may be `nn.Module`s (`local_classes` + `is_nn_module`)."""
+        if self._classes is None:
+            top = {id(s) for s in self.index.tree.body}
+            self._classes = {c.name for c in nn_module_classes(self.index) if id(c) in top}
+        return self._classes
+
+
+def _passthrough(call: ast.Call, model: str) -> bool:
+    func = call.func
+    return (
+        isinstance(func, ast.Attribute)
+        and func.attr in PASSTHROUGH
+        and screen_dotted(func.value) == model
+    )

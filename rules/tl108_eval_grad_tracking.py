@@ -69,10 +69,25 @@ from trainlint.rules._eval import (
     HOOK_NAME,
     TRAIN,
     UNKNOWN,
+    AstModuleFacts,
+    AstScan,
+    AstScope,
     EvalFacts,
     LoopInfo,
     ModuleIndex,
-    ast_loader_loop,
+    ast_decorators,
+    ast_eval_lines,
+    ast_lines_within,
+    ast_loader_loop_here,
+    ast_may_model,
+    ast_may_not_unit_test,
+    ast_may_walk_loader,
+    ast_model_loops,
+    ast_module_grad_off,
+    ast_must_disable,
+    ast_scopes,
+    ast_under_model_context,
+    ast_with_items,
     decorated_grad_disabled,
     has_loader_text,
     is_backward,
@@ -85,8 +100,6 @@ from trainlint.rules._eval import (
     under_model_context,
 )
 from trainlint.rules._loops import Roles
-
-_EVAL_DEF = re.compile(r"^_*(?:val|valid|eval)", re.IGNORECASE)
 
 
 class EvalGradTracking(Rule):
@@ -287,6 +300,28 @@ class EvalGradTracking(Rule):
             """,
             line=4,
         ),
+        # `async def` and `async for`
+        Invalid(
+            """
+            class Evaluator:
+                async def validate(self):
+                    async for x, _ in self.val_loader:
+                        await self.log(self.model(x))
+            """,
+            line=3,
+        ),
+        # a local made from the loader
+        Invalid(
+            """
+            from tqdm import tqdm
+            def evaluate(model, val_loader):
+                model.eval()
+                batches = tqdm(val_loader, desc="val")
+                for x, y in batches:
+                    model(x)
+            """,
+            line=5,
+        ),
     ]
 
     @property
@@ -299,13 +334,10 @@ class EvalGradTracking(Rule):
 
     @classmethod
     def screen(cls, index) -> bool:
-        if not index.nodes(ast.For):
-            return False
-        if "eval" not in index.called and not any(
-            _EVAL_DEF.match(f.name) for f in index.nodes(ast.FunctionDef)
-        ):
-            return False
-        return ast_loader_loop(index)
+        """The rule's analysis loosened onto the ast (see `_Screen`): some function (or the
+        module) has a loader loop that may call a model with gradients on, in an evaluation
+        function or after the model's `.eval()`."""
+        return _Screen(index).may_report()
 
     def visit_Module(self, node: cst.Module) -> None:
         self._check_scope(node, None)
@@ -379,3 +411,74 @@ class EvalGradTracking(Rule):
             elif mode == EVAL and call.method == "eval" and related(call.receiver or "", model):
                 last = call
         return last is not None
+
+
+class _Screen:
+    """`EvalGradTracking`'s analysis on CPython's ast (see `rules._eval`), answering yes
+    wherever the rule may report. Any call that may be a model call may be a loop's first
+    one, so each is tried in turn."""
+
+    def __init__(self, index) -> None:
+        self.index = index
+
+    def may_report(self) -> bool:
+        index = self.index
+        loops = [*index.nodes(ast.For), *index.nodes(ast.AsyncFor)]
+        if not any(ast_may_walk_loader(n, index) for n in loops) or ast_module_grad_off(index):
+            return False
+        evals = ast_eval_lines(index)
+        for scope in ast_scopes(index):
+            func = scope.func
+            if func is None:
+                evaluating = bool(evals)
+            else:
+                evaluating = bool(EVAL_NAME.match(func.name)) or ast_lines_within(evals, func)
+            # an evaluation function, or one that calls `.eval()`
+            if evaluating and ast_loader_loop_here(scope, index) and self._scope(scope):
+                return True
+        return False
+
+    def _scope(self, scope: AstScope) -> bool:
+        index = self.index
+        func = scope.func
+        if func is not None and (
+            HOOK_NAME.match(func.name) or not ast_may_not_unit_test(func, scope.cls, index)
+        ):
+            return False
+        if ast_must_disable(ast_decorators(scope.funcs), index, loose=True):
+            return False
+        scan = scope.scan
+        if scan.other_grad_switch or scan.requires_grad:
+            return False
+        extra = scan.extra_models()
+        models = [
+            (c, m)
+            for c in scan.calls
+            if (m := ast_may_model(c, extra))
+            and not ast_must_disable(ast_with_items(c.withs), index, loose=True)
+            and not ast_under_model_context(c.withs, m)
+        ]
+        if not models or not self._eval_loop(scope, scan, models):
+            return False
+        return func is None or not AstModuleFacts.of(index).called_with_grad_disabled(func.name)
+
+    def _eval_loop(self, scope: AstScope, scan: AstScan, models) -> bool:
+        eval_named = scope.func is not None and bool(EVAL_NAME.match(scope.func.name))
+        modes = [c for c in scan.calls if c.mode is not None]
+        return any(
+            eval_named or any(_after_eval(modes, m, c.key) for c, m in inside)
+            for _, inside in ast_model_loops(scan, models, self.index)
+        )
+
+
+def _after_eval(modes, model: str, key) -> bool:
+    """`EvalGradTracking._after_eval` on the ast (exact)."""
+    last = None
+    for call in modes:
+        if call.key >= key:
+            break
+        if call.mode in (TRAIN, UNKNOWN):
+            last = None
+        elif call.mode == EVAL and call.method == "eval" and related(call.receiver or "", model):
+            last = call
+    return last is not None

@@ -1041,15 +1041,20 @@ class _Screen:
             return False
         writes: dict[str, list[tuple[ast.expr, ast.AST]]] = {}
         added: dict[str, list[tuple[ast.expr | None, ast.AST]]] = {}
+        # per method, the names `_local_bindings` may find one `name = value` for
+        locals_: dict[ast.AST, set[str]] = {}
         for func in own.values():
             params = [*func.args.posonlyargs, *func.args.args]
             if not params:
                 continue
             me = params[0].arg
+            bound = locals_[func] = set()
             for node in sc.walk(func):
                 if isinstance(node, ast.Assign) and len(node.targets) == 1:
                     target = node.targets[0]
-                    if _self_attr(target, me):
+                    if isinstance(target, ast.Name):
+                        bound.add(target.id)
+                    elif _self_attr(target, me):
                         writes.setdefault(target.attr, []).append((node.value, func))
                     elif isinstance(target, ast.Subscript) and _self_attr(target.value, me):
                         added.setdefault(target.value.attr, []).append((node.value, func))
@@ -1064,7 +1069,7 @@ class _Screen:
                         (v, func) for v in _added_by_call(node.func.attr, node)
                     )
         for attr, stored in writes.items():
-            if not all(isinstance(v, _CONTAINER_VALUES) or _list_call(v) for v, _ in stored):
+            if not all(self._may_be_container(v, f, locals_[f]) for v, f in stored):
                 continue  # the rule leaves alone an attribute also stored as anything else
             kept = [(v, f) for v, f in stored if f.name != "forward"]
             elements = [(e, f) for v, f in kept for e in self._elements(v, f, 0)]
@@ -1073,6 +1078,17 @@ class _Screen:
             ):
                 return True
         return False
+
+    @staticmethod
+    def _may_be_container(value: ast.expr, func, bound: set[str]) -> bool:
+        """Whether `_container` may find a container in value: a display, `list(...)`..., or
+        a local of the method bound by a plain `name = ...` (not a parameter)."""
+        if isinstance(value, ast.Name):
+            args = func.args
+            params = {a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)}
+            params |= {a.arg for a in (args.vararg, args.kwarg) if a is not None}
+            return value.id in bound and value.id not in params
+        return isinstance(value, _CONTAINER_VALUES) or _list_call(value)
 
     def _elements(self, value: ast.expr | None, func, depth: int) -> list[ast.expr | None]:
         """What a container stored in an attribute may hold (`Container.values`)."""
@@ -1173,4 +1189,4 @@ def _stateful_qualname(qual: str, call: ast.Call) -> bool:
     return not (last.endswith("Loss") and unweighted)
 
 
-_CONTAINER_VALUES = (ast.List, ast.ListComp, ast.Tuple, ast.Dict, ast.DictComp, ast.GeneratorExp, ast.Name)
+_CONTAINER_VALUES = (ast.List, ast.ListComp, ast.Tuple, ast.Dict, ast.DictComp, ast.GeneratorExp)

@@ -71,11 +71,19 @@ def _children(node: cst.CSTNode) -> list[cst.CSTNode]:
                 getter = _GETTERS[kind] = operator.attrgetter(*fields) if fields else lambda n: ()
     out: list[cst.CSTNode] = []
     for value in getter(node):
-        if isinstance(value, cst.CSTNode):
-            out.append(value)
-        elif value.__class__ is tuple or value.__class__ is list:
+        cls = value.__class__
+        if cls is tuple or cls is list:
             out.extend(value)
+            continue
+        is_node = _IS_NODE.get(cls)
+        if is_node is None:  # isinstance on CSTNode, an ABC, is slow: ask once per class
+            is_node = _IS_NODE[cls] = issubclass(cls, cst.CSTNode)
+        if is_node:
+            out.append(value)
     return out
+
+
+_IS_NODE: dict[type, bool] = {}
 
 
 def walk(root: cst.CSTNode, visitor: cst.CSTVisitor) -> None:
