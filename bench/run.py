@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import compileall
 import os
 import resource
 import shutil
@@ -48,6 +49,9 @@ def _snapshot_and_reexec() -> None:
     shutil.copytree(Path(trainlint.__file__).parent, snap / "trainlint", ignore=ignore)
     shutil.rmtree(snap / "trainlint" / "rules", ignore_errors=True)
     shutil.copytree(Path(trainlint.rules.__file__).parent, snap / "trainlint" / "rules", ignore=ignore)
+    # byte-compiled, as `pip install` leaves an installed package (this machine sets
+    # PYTHONDONTWRITEBYTECODE, so a source tree would be compiled again by every run)
+    compileall.compile_dir(snap, quiet=1)
     env = dict(os.environ, TRAINLINT_BENCH_SNAPSHOT=str(snap),
                PYTHONPATH=os.pathsep.join(filter(None, [str(snap), os.environ.get("PYTHONPATH")])))
     try:

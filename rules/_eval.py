@@ -14,6 +14,7 @@ from typing import ClassVar
 import libcst as cst
 
 from trainlint.imports import ImportTable, dotted_name
+from trainlint.rules._analysis import Visitor
 from trainlint.rules._loops import LOADER, MODEL, Roles, module_roles, role_from_name
 from trainlint.screen import dotted_name as screen_dotted
 from trainlint.screen import walk as screen_walk
@@ -162,7 +163,7 @@ _COMPOUND = frozenset({cst.For, cst.While, cst.With, cst.If, cst.Try, cst.TrySta
 _LOOPS = frozenset({cst.For, cst.While})
 
 
-class _ScopeScan(cst.CSTVisitor):
+class _ScopeScan(Visitor):
     def __init__(self, imports: ImportTable) -> None:
         self.imports = imports
         self.scope = Scope()
@@ -411,7 +412,7 @@ class ModuleIndex:
         return any(off for _, off in self.call_sites.get(name, ()))
 
 
-class _ModuleFacts(cst.CSTVisitor):
+class _ModuleFacts(Visitor):
     def __init__(self, imports: ImportTable) -> None:
         self.imports = imports
         # callee last name -> [(id of the enclosing function or 0, under a grad-off context)]

@@ -21,6 +21,7 @@ from typing import Iterator, Union
 import libcst as cst
 
 from trainlint.imports import ImportTable, dotted_name
+from trainlint.rules._analysis import Visitor
 from trainlint.traverse import walk
 
 Loop = Union[cst.For, cst.While]
@@ -89,7 +90,7 @@ class Roles:
         return role_from_name(name)
 
 
-class _RoleBindings(cst.CSTVisitor):
+class _RoleBindings(Visitor):
     def __init__(self, imports: ImportTable) -> None:
         self.imports = imports
         # None marks a name bound to two different roles: it gets no role at all.
@@ -158,7 +159,7 @@ def block_events(block: cst.CSTNode, roles: Roles, imports: ImportTable) -> list
     return collector.events
 
 
-class _Events(cst.CSTVisitor):
+class _Events(Visitor):
     def __init__(self, roles: Roles, imports: ImportTable) -> None:
         self.roles = roles
         self.imports = imports
@@ -313,7 +314,7 @@ def inner_loops(node: cst.CSTNode) -> Iterator[Loop]:
     return iter(collector.loops)
 
 
-class _Loops(cst.CSTVisitor):
+class _Loops(Visitor):
     def __init__(self) -> None:
         self.loops: list[Loop] = []
 
@@ -356,7 +357,7 @@ class Site:
     owners: tuple[cst.CSTNode, ...]
 
 
-class _Parents(cst.CSTVisitor):
+class _Parents(Visitor):
     def __init__(self, parents: dict[int, cst.CSTNode]) -> None:
         self.parents = parents
         self.stack: list[cst.CSTNode] = []
@@ -449,7 +450,7 @@ def mentions(node: cst.CSTNode, dotted: str) -> bool:
     """`node` uses the name `dotted` (or an attribute of it)."""
     found = []
 
-    class _Find(cst.CSTVisitor):
+    class _Find(Visitor):
         def visit_Attribute(self, n: cst.Attribute) -> bool:
             name = dotted_name(n)
             if name is None:
@@ -474,7 +475,7 @@ def assignments(module: cst.Module) -> dict[str, list[cst.Call]]:
     if _ASSIGN_CACHE[0] is not module:
         out: dict[str, list[cst.Call]] = {}
 
-        class _Assigns(cst.CSTVisitor):
+        class _Assigns(Visitor):
             def visit_Assign(self, node: cst.Assign) -> None:
                 if isinstance(node.value, cst.Call):
                     for target in node.targets:

@@ -67,6 +67,7 @@ import libcst as cst
 
 from trainlint.imports import dotted_name
 from trainlint.rule import Applicability, Invalid, Rule, Valid
+from trainlint.rules._analysis import Visitor
 from trainlint.rules._loops import (
     LoopEventRule,
     BACKWARD,
@@ -102,7 +103,7 @@ def _touches_grad(node: cst.CSTNode) -> bool:
     return False
 
 
-class _ZeroScan(cst.CSTVisitor):
+class _ZeroScan(Visitor):
     """Zeroing anywhere below a node, nested functions included.
 
     `targets` collects the receivers of `X.zero_grad` (dotted, or None when unknown);
@@ -164,7 +165,7 @@ def zeroing_helpers(module: cst.Module) -> frozenset[str]:
         return _HELPERS_CACHE[1]
     functions: dict[str, list[_ZeroScan]] = {}
 
-    class _Defs(cst.CSTVisitor):
+    class _Defs(Visitor):
         def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
             scan = _ZeroScan()
             walk(node.body, scan)
@@ -667,7 +668,7 @@ def _assigned_names(loop: Loop) -> set[str]:
     """Names bound by `=` anywhere in the loop body."""
     names: set[str] = set()
 
-    class _Binds(cst.CSTVisitor):
+    class _Binds(Visitor):
         def visit_AssignTarget(self, node: cst.AssignTarget) -> None:
             name = dotted_name(node.target)
             if name is not None:

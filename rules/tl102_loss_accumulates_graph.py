@@ -96,6 +96,7 @@ from trainlint.rules._loops import (
 
 from trainlint.imports import dotted_name
 from trainlint.rule import Applicability, Invalid, Rule, Valid
+from trainlint.rules._analysis import Visitor
 from trainlint.traverse import walk
 
 FUNCTIONAL = "torch.nn.functional."
@@ -830,7 +831,7 @@ def _refs(node: cst.CSTNode) -> set[str]:
     return collector.refs
 
 
-class _Refs(cst.CSTVisitor):
+class _Refs(Visitor):
     def __init__(self) -> None:
         self.refs: set[str] = set()
 
@@ -949,7 +950,7 @@ class _Binding:
     detached: bool
 
 
-class _LoopScan(cst.CSTVisitor):
+class _LoopScan(Visitor):
     """What a loop body does to the loss name and the accumulator, in source order."""
 
     def __init__(self, stmt: cst.CSTNode, acc: str, loss: str | None, rule: LossAccumulatesGraph):
@@ -1124,7 +1125,7 @@ class _ScopeFacts:
         return bool(names & self._passed)
 
 
-class _ScopeCollector(cst.CSTVisitor):
+class _ScopeCollector(Visitor):
     def __init__(self, imports) -> None:
         self.imports = imports
         self.facts = _ScopeFacts()
@@ -1180,7 +1181,7 @@ class _ScopeCollector(cst.CSTVisitor):
                 self._flow(func.value, arg.value)
 
 
-class _PassedNames(cst.CSTVisitor):
+class _PassedNames(Visitor):
     """Names read in the arguments of calls that may keep them (anything but printing,
     logging, arithmetic and reductions), in one linear pass."""
 
@@ -1253,7 +1254,7 @@ def _names_assigned_from_loss_constructors(module: cst.Module) -> set[str]:
     return out
 
 
-class _Calls(cst.CSTVisitor):
+class _Calls(Visitor):
     def __init__(self) -> None:
         self.calls: list[cst.Call] = []
 

@@ -65,6 +65,7 @@ import libcst as cst
 from trainlint.imports import dotted_name
 from trainlint.rule import Applicability, Invalid, Rule, Valid
 from trainlint.rules._analysis import (
+    Visitor,
     is_scheduler_like,
     is_torch_scheduler_subclass,
     local_classes,
@@ -569,7 +570,7 @@ def _reads_lr(stmt: cst.CSTNode, watched: set[str]) -> bool:
     """
     found: list[bool] = []
 
-    class _Reads(cst.CSTVisitor):
+    class _Reads(Visitor):
         def visit_Call(self, node: cst.Call) -> bool:
             func = node.func
             if isinstance(func, cst.Attribute) and func.attr.value in ("zero_grad", "unscale_"):

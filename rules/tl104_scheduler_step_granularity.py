@@ -102,6 +102,7 @@ from trainlint.rules._loops import (
 
 from trainlint.imports import dotted_name
 from trainlint.rule import Invalid, Rule, Valid
+from trainlint.rules._analysis import Visitor
 from trainlint.traverse import walk
 
 TORCH_SCHEDULERS = "torch.optim.lr_scheduler."
@@ -713,7 +714,7 @@ class _Scope:
     cls: cst.ClassDef | None
 
 
-class _Index(cst.CSTVisitor):
+class _Index(Visitor):
     """One pass over the module: bindings of names and attributes by scope, parameters,
     call sites by callee name, and the candidate `<x>.step(...)` calls with their innermost
     loop (within their function), enclosing functions and class."""
@@ -1069,7 +1070,7 @@ def _plain_names(expr: cst.CSTNode) -> list[str]:
     """Bare names read by an expression (not attribute parts, not called functions)."""
     out: list[str] = []
 
-    class _Walk(cst.CSTVisitor):
+    class _Walk(Visitor):
         def visit_Attribute(self, node: cst.Attribute) -> bool:
             return False
 
@@ -1099,7 +1100,7 @@ def _words(expr: cst.CSTNode):
     ints: list[int] = []
     state = {"len": False, "other": False}
 
-    class _Walk(cst.CSTVisitor):
+    class _Walk(Visitor):
         def visit_Name(self, node: cst.Name) -> None:
             words.append(node.value)
 
@@ -1228,7 +1229,7 @@ def _assigned_in(loop: cst.For) -> set[str]:
     """Names bound by the loop target and anywhere in its body (`x = ...`, `n += 1`)."""
     out: set[str] = set()
 
-    class _Targets(cst.CSTVisitor):
+    class _Targets(Visitor):
         def _add(self, target: cst.CSTNode) -> None:
             for node in _nodes(target):
                 if isinstance(node, cst.Name):
@@ -1284,7 +1285,7 @@ def _switches_granularity(test: cst.BaseExpression) -> bool:
 def _nodes(root: cst.CSTNode) -> Iterator[cst.CSTNode]:
     out: list[cst.CSTNode] = []
 
-    class _All(cst.CSTVisitor):
+    class _All(Visitor):
         def on_visit(self, node: cst.CSTNode) -> bool:
             out.append(node)
             return not isinstance(node, _DEFS)
@@ -1296,7 +1297,7 @@ def _nodes(root: cst.CSTNode) -> Iterator[cst.CSTNode]:
 def _loops_in(stmt: cst.CSTNode) -> list[cst.CSTNode]:
     out: list[cst.CSTNode] = []
 
-    class _Loops(cst.CSTVisitor):
+    class _Loops(Visitor):
         def on_visit(self, node: cst.CSTNode) -> bool:
             if isinstance(node, _LOOPS):
                 out.append(node)

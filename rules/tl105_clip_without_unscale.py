@@ -78,6 +78,7 @@ from trainlint.rules._loops import (
 
 from trainlint.imports import dotted_name
 from trainlint.rule import Applicability, Invalid, Rule, Valid
+from trainlint.rules._analysis import Visitor
 from trainlint.traverse import walk
 
 _SUITES = (cst.IndentedBlock, cst.SimpleStatementSuite, cst.Module)
@@ -631,7 +632,7 @@ def _optimizer_of(step_call: cst.Call) -> cst.BaseExpression | None:
 def _contains(root: cst.CSTNode, target: cst.CSTNode) -> bool:
     found = []
 
-    class _Find(cst.CSTVisitor):
+    class _Find(Visitor):
         def on_visit(self, node: cst.CSTNode) -> bool:
             if node is target:
                 found.append(node)
@@ -654,7 +655,7 @@ class _Level:
     kind: tuple[type, ...]  # node types from the owning statement down to the suite
 
 
-class _Layout(cst.CSTVisitor):
+class _Layout(Visitor):
     """For wanted nodes of one unit: pre-order position and the chain of blocks down to them."""
 
     def __init__(self, root: cst.CSTNode, wanted: set[int]) -> None:
@@ -789,7 +790,7 @@ def _callee_name(call: cst.Call) -> str:
 def _exits(node: cst.CSTNode) -> bool:
     found = []
 
-    class _Find(cst.CSTVisitor):
+    class _Find(Visitor):
         def on_visit(self, n: cst.CSTNode) -> bool:
             if isinstance(n, _EXITS):
                 found.append(n)

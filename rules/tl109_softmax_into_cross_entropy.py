@@ -125,7 +125,7 @@ from typing import Sequence
 import libcst as cst
 
 from trainlint.rule import Applicability, Invalid, Rule, Valid
-from trainlint.rules._analysis import BindingTargets, binds, parameter_names
+from trainlint.rules._analysis import BindingTargets, Visitor, binds, parameter_names
 from trainlint.traverse import walk
 
 # ---------------------------------------------------------------------------- vocabulary
@@ -1394,7 +1394,7 @@ def _disturbs(node: cst.CSTNode, name: str) -> str | None:
     return "mutate" if finder.found else None
 
 
-class _InPlace(cst.CSTVisitor):
+class _InPlace(Visitor):
     """`name.op_(...)`, `name[i] = v`, `name.attr = v`, `del name`."""
 
     def __init__(self, name: str) -> None:
@@ -1475,7 +1475,7 @@ class _ModuleBindings(BindingTargets):
         pass  # comprehension targets are local to the comprehension
 
 
-class _LoadCounter(cst.CSTVisitor):
+class _LoadCounter(Visitor):
     """Reads of a name (every occurrence that is not a binding target or an attribute
     name); nested functions included, which only makes the count larger."""
 

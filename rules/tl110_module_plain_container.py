@@ -72,7 +72,13 @@ import libcst as cst
 
 from trainlint import screen as sc
 from trainlint.rule import Applicability, Invalid, Rule, Valid
-from trainlint.rules._analysis import is_nn_module, local_classes, methods, parameter_names
+from trainlint.rules._analysis import (
+    Visitor,
+    is_nn_module,
+    local_classes,
+    methods,
+    parameter_names,
+)
 from trainlint.rules._screens import nn_module_classes
 from trainlint.traverse import walk
 
@@ -147,7 +153,7 @@ class Use:
     callee: str | None = None
 
 
-class _SelfUses(cst.CSTVisitor):
+class _SelfUses(Visitor):
     """Every `self.<attr>` in a method, classified by what its parent does with it."""
 
     def __init__(self, self_name: str, method: str) -> None:
@@ -218,7 +224,7 @@ def _self_name(func: cst.FunctionDef) -> str | None:
 # ------------------------------------------------------------------ locals in a method
 
 
-class _LocalRefs(cst.CSTVisitor):
+class _LocalRefs(Visitor):
     """References to a local name in one function (nested scopes included, as uses)."""
 
     def __init__(self, name: str) -> None:
@@ -942,7 +948,7 @@ class ModulePlainContainer(Rule):
         return None
 
 
-class _ForOf(cst.CSTVisitor):
+class _ForOf(Visitor):
     """The `for` statement whose iterable is (or directly contains) node."""
 
     def __init__(self, node: cst.CSTNode) -> None:
@@ -958,7 +964,7 @@ class _ForOf(cst.CSTVisitor):
             self.loop = node
 
 
-class _Callees(cst.CSTVisitor):
+class _Callees(Visitor):
     def __init__(self) -> None:
         self.names: set[str] = set()
 

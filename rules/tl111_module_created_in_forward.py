@@ -80,7 +80,7 @@ import ast
 import re
 
 import libcst as cst
-from trainlint.rules._analysis import base_names, is_nn_module, local_classes
+from trainlint.rules._analysis import Visitor, base_names, is_nn_module, local_classes
 
 from trainlint.imports import dotted_name
 from trainlint.rule import Invalid, Rule, Valid
@@ -619,7 +619,7 @@ def _registers(call: cst.Call, owner: str) -> bool:
     )
 
 
-class _StoresLocal(cst.CSTVisitor):
+class _StoresLocal(Visitor):
     """Whether a local is stored on the module somewhere in a method."""
 
     def __init__(self, name: str, owner: str) -> None:
@@ -646,7 +646,7 @@ class _StoresLocal(cst.CSTVisitor):
         return finder.found
 
 
-class _NameFinder(cst.CSTVisitor):
+class _NameFinder(Visitor):
     def __init__(self, name: str) -> None:
         self.name = name
         self.found = False
@@ -656,7 +656,7 @@ class _NameFinder(cst.CSTVisitor):
             self.found = True
 
 
-class _Constructs(cst.CSTVisitor):
+class _Constructs(Visitor):
     """Finds a stateful torch.nn constructor, a Parameter or `self.register_parameter` in
     a class body (buffers alone do not count: a module holding only a buffer computed from
     its arguments gives the same result when rebuilt on every call)."""

@@ -63,6 +63,7 @@ import ast
 
 import libcst as cst
 from trainlint.rules._analysis import (
+    Visitor,
     attribute_writes,
     base_names,
     is_nn_module,
@@ -598,7 +599,7 @@ def _scope_bindings(body: cst.CSTNode, name: str) -> list[cst.BaseExpression] | 
     return None if finder.unknown else finder.values
 
 
-class _ScopeBindings(cst.CSTVisitor):
+class _ScopeBindings(Visitor):
     def __init__(self, name: str) -> None:
         self.name = name
         self.values: list[cst.BaseExpression] = []

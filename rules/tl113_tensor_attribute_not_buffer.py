@@ -84,6 +84,7 @@ import libcst as cst
 from trainlint.rule import Applicability, Invalid, Rule, Valid
 from trainlint.rules._analysis import (
     AttributeWrite,
+    Visitor,
     attribute_writes,
     base_names,
     binds,
@@ -168,7 +169,7 @@ TENSOR, GRAD, OPTIONAL = "tensor", "grad", "optional"
 PARENT_STATE = re.compile(r"(?:^|_)(?:weight|bias)(?:_|$)|^running_|^num_batches_tracked$")
 
 
-class _Registered(cst.CSTVisitor):
+class _Registered(Visitor):
     """Attributes the class registers or wraps: `register_buffer("x", ...)`,
     `setattr(self, "x", ...)`, `nn.Parameter(self.x)`, `register_buffer("y", self.x)`."""
 
@@ -218,7 +219,7 @@ def _underscores(name: str) -> tuple[int, int]:
     return len(name) - len(name.lstrip("_")), len(name) - len(name.rstrip("_"))
 
 
-class _Assignments(cst.CSTVisitor):
+class _Assignments(Visitor):
     def __init__(self) -> None:
         self.found: list[cst.CSTNode] = []
 

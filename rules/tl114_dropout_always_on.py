@@ -65,7 +65,7 @@ from __future__ import annotations
 import ast
 
 import libcst as cst
-from trainlint.rules._analysis import is_nn_module
+from trainlint.rules._analysis import Visitor, is_nn_module
 
 from trainlint.rule import Applicability, Invalid, Rule, Valid
 from trainlint.traverse import walk
@@ -435,7 +435,7 @@ def _is_static(func: cst.FunctionDef) -> bool:
     return False
 
 
-class _TrainingFinder(cst.CSTVisitor):
+class _TrainingFinder(Visitor):
     def __init__(self) -> None:
         self.found = False
 

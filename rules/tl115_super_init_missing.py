@@ -69,7 +69,7 @@ import libcst as cst
 
 from trainlint import screen as sc
 from trainlint.rule import Applicability, Invalid, Rule, Valid
-from trainlint.rules._analysis import base_names, is_nn_module, local_classes, methods
+from trainlint.rules._analysis import Visitor, base_names, is_nn_module, local_classes, methods
 from trainlint.rules._screens import nn_module_classes
 from trainlint.traverse import walk
 
@@ -88,7 +88,7 @@ def _is_super_call(node: cst.BaseExpression) -> bool:
     return isinstance(node, cst.Call) and isinstance(node.func, cst.Name) and node.func.value == "super"
 
 
-class _InitEvidence(cst.CSTVisitor):
+class _InitEvidence(Visitor):
     """Anything in a constructor that may run (or reach) the parent's `__init__`."""
 
     def __init__(self, self_name: str | None) -> None:

@@ -402,14 +402,6 @@ class _Dispatcher(cst.CSTVisitor):
         if handlers:
             self._call(handlers, original_node)
 
-    # Rules have no per-attribute handlers (`visit_Call_func`): skip LibCST's lookup of
-    # them, a formatted getattr for every field of every node.
-    def on_visit_attribute(self, node: cst.CSTNode, attribute: str) -> None:
-        pass
-
-    def on_leave_attribute(self, original_node: cst.CSTNode, attribute: str) -> None:
-        pass
-
 
 def _locate(
     path: str, module: cst.Module, reports: list[Report], want_edits: bool
@@ -640,7 +632,7 @@ def apply_fixes(module: cst.Module, fixes: Sequence[Fix]) -> tuple[cst.Module, l
     """
     targets = {id(old) for fix in fixes for old, _ in fix.edits}
     nesting = _TargetNesting(targets)
-    module.visit(nesting)
+    walk(module, nesting)
     taken: set[int] = set()
     applied: list[Fix] = []
     for fix in fixes:

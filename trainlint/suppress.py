@@ -22,6 +22,7 @@ import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from trainlint.rule import Applicability, Fix, Report
+from trainlint.traverse import walk
 
 UNUSED_SUPPRESSION = "TL901"
 UNUSED_SUPPRESSION_NAME = "unused-suppression"
@@ -156,7 +157,7 @@ class Suppressions:
         for directive, codes in stale:
             by_line.setdefault(directive.line, []).append((directive, codes))
         owners = _CommentOwners()
-        module.visit(owners)
+        walk(module, owners)
         positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
         reports = []
         for owner, comment in owners.found:
