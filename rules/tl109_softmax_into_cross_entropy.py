@@ -124,6 +124,7 @@ from typing import Sequence
 
 import libcst as cst
 
+from trainlint import screen as sc
 from trainlint.rule import Applicability, Invalid, Rule, Valid
 from trainlint.rules._analysis import BindingTargets, Visitor, binds, parameter_names
 from trainlint.traverse import walk
@@ -805,7 +806,9 @@ class SoftmaxIntoCrossEntropy(Rule):
         called = index.called
         if called.isdisjoint(activations):
             return False
-        return not (called.isdisjoint(losses) and index.attributes.isdisjoint(losses) and index.names.isdisjoint(losses))
+        if called.isdisjoint(losses) and index.attributes.isdisjoint(losses) and index.names.isdisjoint(losses):
+            return False
+        return _activation_and_loss_in_one_scope(index, activations, losses)
 
     # ------------------------------------------------------------------ scopes
 
@@ -1532,3 +1535,57 @@ def _as_operand(expr: cst.BaseExpression) -> cst.BaseExpression:
 
 def _parenthesized(expr: cst.BaseExpression) -> cst.BaseExpression:
     return expr.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
+
+
+def _activation_and_loss_in_one_scope(index, activations: set[str], losses: set[str]) -> bool:
+    """Screen: one function (nested ones included) or the module-level code (functions
+    excluded) mentions both an activation and a loss, by name or through a name or
+    attribute that the file binds anywhere to a value mentioning one."""
+    activations, losses = set(activations), set(losses)
+    stores = [(n.targets, n.value) for n in index.nodes(ast.Assign)]
+    stores += [([n.target], n.value) for n in index.nodes(ast.AnnAssign) if n.value is not None]
+    stores += [([n.target], n.value) for n in index.nodes(ast.NamedExpr)]
+    stored = [
+        ({_spelling(t) for target in targets for t in sc.flatten_targets(target)} - {None},
+         _words(value))
+        for targets, value in stores
+    ]
+    for _ in range(MAX_DEPTH):  # `act = nn.Softmax(dim=1)`, then `self.act = act`...
+        grown = False
+        for names, mentioned in stored:
+            for words in (activations, losses):
+                if names - words and not mentioned.isdisjoint(words):
+                    words |= names
+                    grown = True
+        if not grown:
+            break
+    scopes = [[f] for f in index.functions()] + [_outside_functions(index.tree.body)]
+    for scope in scopes:
+        mentioned = set().union(*map(_words, scope))
+        if not mentioned.isdisjoint(activations) and not mentioned.isdisjoint(losses):
+            return True
+    return False
+
+
+def _spelling(node: ast.AST) -> str | None:
+    return node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else None
+
+
+def _words(node: ast.AST) -> set[str]:
+    """Every name and attribute name in node."""
+    return {w for n in sc.walk(node) if (w := _spelling(n)) is not None}
+
+
+def _outside_functions(body: list[ast.stmt]) -> list[ast.AST]:
+    """The statements (and class headers) of body, without the functions, at any depth of
+    class nesting."""
+    out: list[ast.AST] = []
+    for stmt in body:
+        if isinstance(stmt, sc.FUNCTIONS):
+            continue
+        if isinstance(stmt, ast.ClassDef):
+            out += [*stmt.bases, *stmt.keywords, *stmt.decorator_list]
+            out += _outside_functions(stmt.body)
+        else:
+            out.append(stmt)
+    return out
