@@ -80,10 +80,12 @@ import ast
 import re
 
 import libcst as cst
-from trainlint.rules._analysis import Visitor, base_names, is_nn_module, local_classes
 
+from trainlint import screen as sc
 from trainlint.imports import dotted_name
 from trainlint.rule import Invalid, Rule, Valid
+from trainlint.rules._analysis import Visitor, base_names, is_nn_module, local_classes
+from trainlint.rules._screens import nn_module_classes
 from trainlint.traverse import walk
 
 # Always stateful (parameters or buffers), whatever the arguments.
@@ -310,6 +312,17 @@ class ModuleCreatedInForward(Rule):
             line=9,
             count=2,
         ),
+        # An `async def` forward (the screen once looked at plain `def`s only).
+        Invalid(
+            """
+            import torch.nn as nn
+
+            class Head(nn.Module):
+                async def forward(self, x):
+                    return nn.Linear(3, 4)(x)
+            """,
+            line=5,
+        ),
         # A layer class imported under another name (the screen follows the alias).
         Invalid(
             """
@@ -388,11 +401,12 @@ class ModuleCreatedInForward(Rule):
 
     @classmethod
     def screen(cls, index) -> bool:
-        based = [c for c in index.nodes(ast.ClassDef) if c.bases]
-        if not based:
-            return False
+        """A forward-like method of a class that may be an `nn.Module` calls a stateful
+        layer, a Parameter or a class of the file that may be an `nn.Module`."""
+        modules = nn_module_classes(index)
         forwards = [
-            f for f in index.nodes(ast.FunctionDef) if is_forward_name(f.name)
+            f for c in modules for f in c.body
+            if isinstance(f, sc.FUNCTIONS) and is_forward_name(f.name)
         ]
         if not forwards:
             return False
@@ -401,7 +415,7 @@ class ModuleCreatedInForward(Rule):
             local for local, quals in index.imports.items()
             if any(q.rpartition(".")[2] in candidates for q in quals)
         }
-        candidates |= _ast_module_classes(index)
+        candidates |= {c.name for c in modules}
         if not candidates & index.called:
             return False
         for func in forwards:
@@ -536,30 +550,6 @@ class ModuleCreatedInForward(Rule):
 
 
 # ------------------------------------------------------------------------- helpers
-
-
-def _ast_module_classes(index) -> set[str]:
-    """Names of the file's classes that may be nn.Module subclasses (a superset): a base
-    written with a dot (`nn.Module`, `torch.nn.Linear`), a base named `Module` or imported
-    from a torch module, or a base that is such a class of the file."""
-    torch_names = {"Module"}
-    for imp in index.nodes(ast.ImportFrom):
-        if imp.module and imp.module.split(".")[0] == "torch":
-            torch_names |= {a.asname or a.name for a in imp.names}
-    found: set[str] = set()
-    pending = [c for c in index.nodes(ast.ClassDef) if c.bases]
-    changed = True
-    while changed:
-        changed = False
-        for cls in pending:
-            if cls.name not in found and any(
-                isinstance(b, ast.Attribute)
-                or (isinstance(b, ast.Name) and (b.id in torch_names or b.id in found))
-                for b in cls.bases
-            ):
-                found.add(cls.name)
-                changed = True
-    return found
 
 
 def _ast_callee(func: ast.expr) -> str | None:
