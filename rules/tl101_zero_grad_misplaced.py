@@ -535,14 +535,8 @@ class ZeroGradMisplaced(LoopEventRule, Rule):
 
     @classmethod
     def screen(cls, index) -> bool:
-        import ast
-
         called = index.called
-        return (
-            "backward" in called
-            and "step" in called
-            and bool(index.nodes(ast.For) or index.nodes(ast.While))
-        )
+        return "backward" in called and "step" in called and bool(index.loops())
 
     def check_loop(self, loop: Loop, events: list[Event]) -> None:
         kinds = {e.kind for e in events}

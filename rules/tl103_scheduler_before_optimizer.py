@@ -405,7 +405,7 @@ class SchedulerBeforeOptimizer(LoopEventRule, Rule):
     def screen(cls, index) -> bool:
         import ast
 
-        if "step" not in index.called or not (index.nodes(ast.For) or index.nodes(ast.While)):
+        if "step" not in index.called or not index.loops():
             return False
         if any("sched" in n.lower() for n in index.names | index.attributes):
             return True

@@ -143,7 +143,7 @@ class SchedulerStepGranularity(Rule):
     def screen(cls, index) -> bool:
         import ast
 
-        if "step" not in index.called or not (index.nodes(ast.For) or index.nodes(ast.While)):
+        if "step" not in index.called or not index.loops():
             return False
         seen = index.names | index.attributes
         seen = seen | {a.name for n in index.nodes(ast.ImportFrom) for a in n.names}

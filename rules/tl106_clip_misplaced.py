@@ -292,7 +292,7 @@ class ClipMisplaced(LoopEventRule, Rule):
         called = index.called
         if "backward" not in called or "step" not in called:
             return False
-        if not (index.nodes(ast.For) or index.nodes(ast.While)):
+        if not index.loops():
             return False
         if CLIP_FUNCTIONS & called:
             return True

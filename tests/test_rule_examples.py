@@ -138,6 +138,29 @@ def aliased(code: str) -> str | None:
 ALIASED_EXAMPLES = sorted({a for a in map(aliased, EVERY_EXAMPLE) if a is not None})
 
 
+class _Asynchronous(cst.CSTTransformer):
+    def leave_FunctionDef(self, original: cst.FunctionDef, updated: cst.FunctionDef) -> cst.FunctionDef:
+        return updated.with_changes(asynchronous=cst.Asynchronous())
+
+    def leave_For(self, original: cst.For, updated: cst.For) -> cst.For:
+        return updated.with_changes(asynchronous=cst.Asynchronous())
+
+    def leave_With(self, original: cst.With, updated: cst.With) -> cst.With:
+        return updated.with_changes(asynchronous=cst.Asynchronous())
+
+
+def asynchronous(code: str) -> str | None:
+    """code with every `def`, `for` and `with` made `async`, or None when it has none."""
+    try:
+        changed = cst.parse_module(code).visit(_Asynchronous()).code
+    except cst.ParserSyntaxError:
+        return None
+    return changed if changed != code else None
+
+
+ASYNC_EXAMPLES = sorted({a for a in map(asynchronous, EVERY_EXAMPLE) if a is not None})
+
+
 @pytest.fixture
 def unfiltered(monkeypatch):
     monkeypatch.setattr(engine, "PREFILTER", False)
@@ -157,6 +180,13 @@ def test_prefilter_and_screen_pass_wherever_a_rule_reports(code, unfiltered):
 def test_prefilter_and_screen_follow_import_aliases(code, unfiltered):
     """The same on every example with its imports spelled differently: the rules resolve
     names through the imports, so their prefilters and screens must not rely on spellings."""
+    test_prefilter_and_screen_pass_wherever_a_rule_reports(code, unfiltered)
+
+
+@pytest.mark.parametrize("code", ASYNC_EXAMPLES, ids=lambda c: f"{hash(c) & 0xFFFFFF:06x}")
+def test_prefilter_and_screen_see_async_code(code, unfiltered):
+    """The same on every example made `async` (`async def`, `async for`, `async with`):
+    CPython's tree has other node types for these (`AsyncFunctionDef`...), LibCST a flag."""
     test_prefilter_and_screen_pass_wherever_a_rule_reports(code, unfiltered)
 
 

@@ -125,6 +125,9 @@ class AstIndex:
     def functions(self) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
         return [*self.nodes(ast.FunctionDef), *self.nodes(ast.AsyncFunctionDef)]
 
+    def loops(self) -> list[ast.For | ast.AsyncFor | ast.While]:
+        return [*self.nodes(ast.For), *self.nodes(ast.AsyncFor), *self.nodes(ast.While)]
+
     @cached_property
     def names(self) -> frozenset[str]:
         """Every identifier used as a plain name."""
