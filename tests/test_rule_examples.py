@@ -161,6 +161,26 @@ def asynchronous(code: str) -> str | None:
 ASYNC_EXAMPLES = sorted({a for a in map(asynchronous, EVERY_EXAMPLE) if a is not None})
 
 
+class _Spaced(cst.CSTTransformer):
+    def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.Call:
+        return updated.with_changes(whitespace_after_func=cst.SimpleWhitespace(" "))
+
+    def leave_Attribute(self, original: cst.Attribute, updated: cst.Attribute) -> cst.Attribute:
+        return updated.with_changes(dot=updated.dot.with_changes(whitespace_before=cst.SimpleWhitespace(" ")))
+
+
+def spaced(code: str) -> str | None:
+    """code with a space before every call's parenthesis and every attribute's dot
+    (`opt .step ()`, the text of a chain broken over lines)."""
+    try:
+        return cst.parse_module(code).visit(_Spaced()).code
+    except cst.ParserSyntaxError:
+        return None
+
+
+SPACED_EXAMPLES = sorted({a for a in map(spaced, EVERY_EXAMPLE) if a is not None} - set(EVERY_EXAMPLE))
+
+
 @pytest.fixture
 def unfiltered(monkeypatch):
     monkeypatch.setattr(engine, "PREFILTER", False)
@@ -180,6 +200,13 @@ def test_prefilter_and_screen_pass_wherever_a_rule_reports(code, unfiltered):
 def test_prefilter_and_screen_follow_import_aliases(code, unfiltered):
     """The same on every example with its imports spelled differently: the rules resolve
     names through the imports, so their prefilters and screens must not rely on spellings."""
+    test_prefilter_and_screen_pass_wherever_a_rule_reports(code, unfiltered)
+
+
+@pytest.mark.parametrize("code", SPACED_EXAMPLES, ids=lambda c: f"{hash(c) & 0xFFFFFF:06x}")
+def test_text_prefilters_allow_spaces_in_calls_and_chains(code, unfiltered):
+    """The same on every example spaced out (`opt .step ()`): the text prefilters must not
+    rely on a call's parenthesis or an attribute's dot touching the name before it."""
     test_prefilter_and_screen_pass_wherever_a_rule_reports(code, unfiltered)
 
 
