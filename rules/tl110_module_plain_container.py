@@ -855,20 +855,7 @@ class ModulePlainContainer(Rule):
         if isinstance(node, cst.Call):
             qual = self.context.qualname(node.func)
             if qual is not None:
-                if qual in PARAMETER_CLASSES:
-                    return PARAMETER
-                parts = qual.split(".")
-                last = parts[-1]
-                if (
-                    parts[:2] == ["torch", "nn"]
-                    and (len(parts) == 3 or parts[2] == "modules")
-                    and last[:1].isupper()
-                    and last not in NOT_MODULES
-                ):
-                    if last in STATELESS_MODULES or (last.endswith("Loss") and _unweighted(node)):
-                        return STATELESS
-                    return MODULE
-                return None
+                return _constructed(qual, _unweighted(node))
             if isinstance(node.func, cst.Name) and node.func.value in self._module_classes:
                 return MODULE
             return None
@@ -1134,7 +1121,12 @@ class _Screen:
             callee = node.func
             if isinstance(callee, ast.Name) and callee.id in self.local:
                 return True
-            return any(_stateful_qualname(q, node) for q in self.index.qualnames(callee))
+            unweighted = not node.args and all(
+                k.arg is not None and k.arg not in ("weight", "pos_weight") for k in node.keywords
+            )
+            return any(
+                _constructed(q, unweighted) in (MODULE, PARAMETER) for q in self.index.qualnames(callee)
+            )
         if isinstance(node, ast.IfExp):
             return self._may_hold_state(node.body, func, depth + 1) or self._may_hold_state(
                 node.orelse, func, depth + 1
@@ -1180,19 +1172,23 @@ def _added_by_call(method: str, call: ast.Call) -> list[ast.expr | None]:
     return []
 
 
-def _stateful_qualname(qual: str, call: ast.Call) -> bool:
+def _constructed(qual: str, unweighted: bool) -> str | None:
+    """What a call of `qual` builds: PARAMETER, MODULE, STATELESS (a torch.nn module with
+    nothing to register), or None; `unweighted`: the call passes no class weights."""
     if qual in PARAMETER_CLASSES:
-        return True
+        return PARAMETER
     parts = qual.split(".")
     last = parts[-1]
-    if parts[:2] != ["torch", "nn"] or not (len(parts) == 3 or parts[2] == "modules"):
-        return False
-    if not last[:1].isupper() or last in NOT_MODULES or last in STATELESS_MODULES:
-        return False
-    unweighted = not call.args and all(
-        k.arg is not None and k.arg not in ("weight", "pos_weight") for k in call.keywords
-    )
-    return not (last.endswith("Loss") and unweighted)
+    if (
+        parts[:2] != ["torch", "nn"]
+        or not (len(parts) == 3 or parts[2] == "modules")
+        or not last[:1].isupper()
+        or last in NOT_MODULES
+    ):
+        return None
+    if last in STATELESS_MODULES or (last.endswith("Loss") and unweighted):
+        return STATELESS
+    return MODULE
 
 
 _CONTAINER_VALUES = (ast.List, ast.ListComp, ast.Tuple, ast.Dict, ast.DictComp, ast.GeneratorExp)
