@@ -122,23 +122,15 @@ class _Renamed(cst.CSTTransformer):
         return original.with_changes(asname=updated.asname)
 
 
-def aliased(code: str) -> str | None:
-    """code with its imports aliased, or None when it imports nothing it could alias."""
-    try:
-        module = cst.parse_module(code)
-    except cst.ParserSyntaxError:
-        return None
+def _aliased(module: cst.Module) -> cst.Module:
     binder = _Aliased()
     module = module.visit(binder)
-    if not binder.renamed:
-        return None
-    return module.visit(_Renamed(binder.renamed)).code
-
-
-ALIASED_EXAMPLES = sorted({a for a in map(aliased, EVERY_EXAMPLE) if a is not None})
+    return module.visit(_Renamed(binder.renamed))
 
 
 class _Asynchronous(cst.CSTTransformer):
+    """Makes every `def`, `for` and `with` `async`."""
+
     def leave_FunctionDef(self, original: cst.FunctionDef, updated: cst.FunctionDef) -> cst.FunctionDef:
         return updated.with_changes(asynchronous=cst.Asynchronous())
 
@@ -149,19 +141,10 @@ class _Asynchronous(cst.CSTTransformer):
         return updated.with_changes(asynchronous=cst.Asynchronous())
 
 
-def asynchronous(code: str) -> str | None:
-    """code with every `def`, `for` and `with` made `async`, or None when it has none."""
-    try:
-        changed = cst.parse_module(code).visit(_Asynchronous()).code
-    except cst.ParserSyntaxError:
-        return None
-    return changed if changed != code else None
-
-
-ASYNC_EXAMPLES = sorted({a for a in map(asynchronous, EVERY_EXAMPLE) if a is not None})
-
-
 class _Spaced(cst.CSTTransformer):
+    """Puts a space before every call's parenthesis and every attribute's dot (`opt .step
+    ()`, the text of a chain broken over lines)."""
+
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.Call:
         return updated.with_changes(whitespace_after_func=cst.SimpleWhitespace(" "))
 
@@ -169,16 +152,28 @@ class _Spaced(cst.CSTTransformer):
         return updated.with_changes(dot=updated.dot.with_changes(whitespace_before=cst.SimpleWhitespace(" ")))
 
 
-def spaced(code: str) -> str | None:
-    """code with a space before every call's parenthesis and every attribute's dot
-    (`opt .step ()`, the text of a chain broken over lines)."""
+# The same code spelled differently: the rules resolve names through the imports, and
+# LibCST's tree marks `async` with a flag where CPython's has other node types
+# (`AsyncFunctionDef`...), so no prefilter or screen may rely on one spelling.
+VARIANTS = {
+    "aliased": _aliased,
+    "async": lambda module: module.visit(_Asynchronous()),
+    "spaced": lambda module: module.visit(_Spaced()),
+}
+
+
+def variant(code: str, kind: str) -> str | None:
+    """code rewritten by VARIANTS[kind], or None when it does not parse or stays the same."""
     try:
-        return cst.parse_module(code).visit(_Spaced()).code
+        changed = VARIANTS[kind](cst.parse_module(code)).code
     except cst.ParserSyntaxError:
         return None
+    return changed if changed != code else None
 
 
-SPACED_EXAMPLES = sorted({a for a in map(spaced, EVERY_EXAMPLE) if a is not None} - set(EVERY_EXAMPLE))
+EXAMPLE_VARIANTS = sorted(
+    {(kind, v) for kind in VARIANTS for code in EVERY_EXAMPLE if (v := variant(code, kind))}
+)
 
 
 @pytest.fixture
@@ -196,24 +191,11 @@ def test_prefilter_and_screen_pass_wherever_a_rule_reports(code, unfiltered):
             assert index is None or rule.screen(index), f"{rule.code}'s screen rejects:\n{code}"
 
 
-@pytest.mark.parametrize("code", ALIASED_EXAMPLES, ids=lambda c: f"{hash(c) & 0xFFFFFF:06x}")
-def test_prefilter_and_screen_follow_import_aliases(code, unfiltered):
-    """The same on every example with its imports spelled differently: the rules resolve
-    names through the imports, so their prefilters and screens must not rely on spellings."""
-    test_prefilter_and_screen_pass_wherever_a_rule_reports(code, unfiltered)
-
-
-@pytest.mark.parametrize("code", SPACED_EXAMPLES, ids=lambda c: f"{hash(c) & 0xFFFFFF:06x}")
-def test_text_prefilters_allow_spaces_in_calls_and_chains(code, unfiltered):
-    """The same on every example spaced out (`opt .step ()`): the text prefilters must not
-    rely on a call's parenthesis or an attribute's dot touching the name before it."""
-    test_prefilter_and_screen_pass_wherever_a_rule_reports(code, unfiltered)
-
-
-@pytest.mark.parametrize("code", ASYNC_EXAMPLES, ids=lambda c: f"{hash(c) & 0xFFFFFF:06x}")
-def test_prefilter_and_screen_see_async_code(code, unfiltered):
-    """The same on every example made `async` (`async def`, `async for`, `async with`):
-    CPython's tree has other node types for these (`AsyncFunctionDef`...), LibCST a flag."""
+@pytest.mark.parametrize(
+    "kind, code", EXAMPLE_VARIANTS, ids=lambda v: v if v in VARIANTS else f"{hash(v) & 0xFFFFFF:06x}"
+)
+def test_prefilter_and_screen_pass_on_every_spelling(kind, code, unfiltered):
+    """The same as above on every example rewritten by each of VARIANTS."""
     test_prefilter_and_screen_pass_wherever_a_rule_reports(code, unfiltered)
 
 
