@@ -1034,7 +1034,7 @@ class _Screen:
             return False
         writes: dict[str, list[tuple[ast.expr, ast.AST]]] = {}
         added: dict[str, list[tuple[ast.expr | None, ast.AST]]] = {}
-        # per method, the names `_local_bindings` may find one `name = value` for
+        # per method, the names `_local_bindings` may find one `name = value` for (no parameters)
         locals_: dict[ast.AST, set[str]] = {}
         for func in own.values():
             params = [*func.args.posonlyargs, *func.args.args]
@@ -1061,8 +1061,11 @@ class _Screen:
                     added.setdefault(node.func.value.attr, []).extend(
                         (v, func) for v in _added_by_call(node.func.attr, node)
                     )
+            args = func.args
+            bound -= {a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)}
+            bound -= {a.arg for a in (args.vararg, args.kwarg) if a is not None}
         for attr, stored in writes.items():
-            if not all(self._may_be_container(v, f, locals_[f]) for v, f in stored):
+            if not all(_may_be_container(v, locals_[f]) for v, f in stored):
                 continue  # the rule leaves alone an attribute also stored as anything else
             kept = [(v, f) for v, f in stored if f.name != "forward"]
             elements = [(e, f) for v, f in kept for e in self._elements(v, f, 0)]
@@ -1071,17 +1074,6 @@ class _Screen:
             ):
                 return True
         return False
-
-    @staticmethod
-    def _may_be_container(value: ast.expr, func, bound: set[str]) -> bool:
-        """Whether `_container` may find a container in value: a display, `list(...)`..., or
-        a local of the method bound by a plain `name = ...` (not a parameter)."""
-        if isinstance(value, ast.Name):
-            args = func.args
-            params = {a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)}
-            params |= {a.arg for a in (args.vararg, args.kwarg) if a is not None}
-            return value.id in bound and value.id not in params
-        return isinstance(value, _CONTAINER_VALUES) or _list_call(value)
 
     def _elements(self, value: ast.expr | None, func, depth: int) -> list[ast.expr | None]:
         """What a container stored in an attribute may hold (`Container.values`)."""
@@ -1141,6 +1133,14 @@ class _Screen:
                 and n.targets[0].id == node.id
             )
         return False
+
+
+def _may_be_container(value: ast.expr, locals_: set[str]) -> bool:
+    """Whether `_container` may find a container in value: a display, `list(...)`..., or
+    one of the method's locals bound by a plain `name = ...`."""
+    if isinstance(value, ast.Name):
+        return value.id in locals_
+    return isinstance(value, _CONTAINER_VALUES) or _list_call(value)
 
 
 def _self_attr(node: ast.AST, me: str) -> bool:
