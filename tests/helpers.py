@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+import sys
+from pathlib import Path
+
 from trainlint import engine
 from trainlint.registry import all_rules
 
@@ -12,3 +16,12 @@ def lint_code(code: str, rules=None, path: str = "example.py"):
 
 def fix_code(code: str, rules=None, unsafe: bool = True) -> str:
     return engine.fix("example.py", code.encode(), list(rules or all_rules()), unsafe).data.decode()
+
+
+def console_script() -> str:
+    """The installed `trainlint` script: beside this interpreter (a venv used without
+    activating it), else on PATH."""
+    beside = Path(sys.executable).with_name("trainlint")
+    found = str(beside) if beside.is_file() else shutil.which("trainlint")
+    assert found, "the trainlint console script is not installed"
+    return found

@@ -11,6 +11,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
+from helpers import console_script
 from trainlint.cli import main
 from trainlint.registry import all_rules
 
@@ -323,9 +324,9 @@ def test_add_noqa_suppresses_every_current_diagnostic(project):
 
 def test_shell_completion_script(tmp_path):
     env = {**os.environ, "_TRAINLINT_COMPLETE": "bash_source"}
-    out = subprocess.run(["trainlint"], env=env, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([console_script()], env=env, capture_output=True, text=True, check=True).stdout
     assert "_trainlint_completion" in out and "complete " in out
     env["_TRAINLINT_COMPLETE"] = "bash_complete"
     env.update(COMP_WORDS="trainlint check --out", COMP_CWORD="2")
-    out = subprocess.run(["trainlint"], env=env, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([console_script()], env=env, capture_output=True, text=True, check=True).stdout
     assert "--output-format" in out and "--output-file" in out

@@ -21,6 +21,8 @@ from pathlib import Path
 import pre_commit  # noqa: F401  (in the `test` extra: a missing pre-commit is a failure, not a skip)
 import pytest
 
+from helpers import console_script
+
 ROOT = Path(__file__).resolve().parents[1]
 
 SCHEDULER = """\
@@ -189,7 +191,7 @@ def test_files_without_torch_code_pass_quietly(tmp_path):
     (tmp_path / "util.py").write_text(NO_TORCH)
     (tmp_path / "notes.pyi").write_text("def add(a: int, b: int) -> int: ...\n")
     for hook in load_manifest(str(ROOT / ".pre-commit-hooks.yaml")):
-        exe = shutil.which("trainlint") or pytest.fail("the trainlint console script is not installed")
+        exe = console_script()
         args = [exe, *hook["entry"].split()[1:], "util.py", "notes.pyi"]
         result = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True)
         assert result.returncode == 0, result.stdout + result.stderr
