@@ -1,0 +1,614 @@
+"""One file's semantic model, built from CPython's `ast` once and lazily, shared by the rules.
+
+Facts come in two layers. The *declarations* (classes, methods, imports) come from a walk
+over statements only; the *flow* facts (scopes, bindings with their guards, call sites,
+attribute uses and `self` accesses) from one walk over every node, made the first time a
+rule asks for one of them.
+"""
+
+from __future__ import annotations
+
+import ast
+import enum
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Callable, Iterator
+
+from trainlint.semantic import vocabulary as vocab
+from trainlint.semantic.imports import ImportTable, dotted_name
+
+FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
+COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+Function = ast.FunctionDef | ast.AsyncFunctionDef
+
+
+class Policy(enum.Enum):
+    """How `SemanticModel.reaching` follows control flow."""
+
+    # the last binding before the use, in the very block of the use
+    STRAIGHT_LINE = "straight-line"
+    # the last binding before the use, in the block of the use or one enclosing it
+    NESTED = "nested"
+    # every binding that may be the one in force at the use (branches, loops)
+    MAY_REACH = "may-reach"
+
+
+@dataclass(frozen=True, eq=False)
+class Guard:
+    """A block a statement runs in: `kind` is if, else, loop, loop-else, try, except,
+    try-else, finally, with or match; `node` the compound statement."""
+
+    kind: str
+    node: ast.stmt
+
+
+@dataclass(eq=False)
+class Scope:
+    kind: str  # module, class, function, lambda, comprehension
+    node: ast.AST
+    parent: Scope | None
+    bindings: dict[str, list[Binding]] = field(default_factory=dict)
+    children: list[Scope] = field(default_factory=list)
+    calls: list[CallSite] = field(default_factory=list)
+    attributes: list[ast.Attribute] = field(default_factory=list)
+
+    def within(self) -> Iterator[Scope]:
+        """This scope and every scope nested in it."""
+        stack = [self]
+        while stack:
+            scope = stack.pop()
+            yield scope
+            stack.extend(reversed(scope.children))
+
+
+@dataclass(frozen=True, eq=False)
+class Binding:
+    """One place that binds `name`. `kind`: assign, augmented, annotated, for-target,
+    with-target, walrus, import, parameter, global (also `nonlocal`), del, def, class,
+    except, match. `value` is the assigned expression where there is one for this name
+    alone (not for unpacking)."""
+
+    name: str
+    kind: str
+    node: ast.AST
+    statement: ast.stmt
+    value: ast.expr | None
+    scope: Scope
+    guards: tuple[Guard, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class Place:
+    """Where a statement is: its scope, innermost class and function, and guards (the
+    blocks between it and its scope)."""
+
+    scope: Scope
+    cls: ClassInfo | None
+    function: Function | None
+    guards: tuple[Guard, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class CallSite:
+    node: ast.Call
+    qualname: str | None  # through the imports; None when the callee's head is not imported
+    scope: Scope
+    statement: ast.stmt
+    guards: tuple[Guard, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class SelfAccess:
+    """`<receiver>.attr` in a method, the receiver being the method's first parameter."""
+
+    cls: ClassInfo
+    method: Function
+    attr: str
+    node: ast.Attribute
+    statement: ast.stmt
+    write: bool  # a store, augmented store or `del`
+    value: ast.expr | None  # the assigned value, for `self.x = value` and `self.x += value`
+    augmented: bool
+
+
+@dataclass(eq=False)
+class ClassInfo:
+    node: ast.ClassDef
+    scope: Scope | None  # the scope the class statement is in (flow layer only)
+    top_level: bool  # a statement of the module's body
+
+    @property
+    def name(self) -> str:
+        return self.node.name
+
+    @cached_property
+    def methods(self) -> dict[str, Function]:
+        """Functions defined directly in the class body (the last one of each name)."""
+        return {s.name: s for s in self.node.body if isinstance(s, FUNCTIONS)}
+
+
+def receiver(method: Function) -> str | None:
+    """The first positional parameter's name, the `self` of a method."""
+    params = [*method.args.posonlyargs, *method.args.args]
+    return params[0].arg if params else None
+
+
+def position(node: ast.AST) -> tuple[int, int]:
+    return node.lineno, node.col_offset
+
+
+class SemanticModel:
+    def __init__(self, tree: ast.Module) -> None:
+        self.tree = tree
+        self._derived: dict[tuple[ClassInfo, Callable[[str], bool]], bool] = {}
+
+    # ------------------------------------------------------------- declarations
+
+    @cached_property
+    def _declarations(self) -> tuple[list[ClassInfo], list[ast.Import | ast.ImportFrom]]:
+        classes: list[ClassInfo] = []
+        imports: list[ast.Import | ast.ImportFrom] = []
+        top = set(map(id, self.tree.body))
+        for stmt in statements(self.tree.body):
+            if isinstance(stmt, ast.ClassDef):
+                classes.append(ClassInfo(stmt, None, id(stmt) in top))
+            elif isinstance(stmt, (ast.Import, ast.ImportFrom)):
+                imports.append(stmt)
+        return classes, imports
+
+    @cached_property
+    def imports(self) -> ImportTable:
+        return ImportTable(self._declarations[1])
+
+    @property
+    def classes(self) -> list[ClassInfo]:
+        """Every class of the file, nested ones included, in source order."""
+        return self._declarations[0]
+
+    @cached_property
+    def _class_of_node(self) -> dict[int, ClassInfo]:
+        return {id(c.node): c for c in self.classes}
+
+    def class_info(self, node: ast.ClassDef) -> ClassInfo:
+        return self._class_of_node[id(node)]
+
+    @cached_property
+    def top_level_classes(self) -> dict[str, ClassInfo]:
+        """Classes defined in the module's body, by name (the last definition wins)."""
+        return {c.name: c for c in self.classes if c.top_level}
+
+    def base_names(self, cls: ClassInfo) -> list[str]:
+        """Each base as its qualified name when its head is imported, else as written."""
+        out = []
+        for base in cls.node.bases:
+            name = self.imports.qualname(base) or dotted_name(base)
+            if name:
+                out.append(name)
+        return out
+
+    def chain(self, cls: ClassInfo) -> list[ClassInfo]:
+        """cls and its ancestors among the top-level classes of the file, nearest first."""
+        local = self.top_level_classes
+        out, names = [cls], {cls.name}
+        i = 0
+        while i < len(out):
+            for base in self.base_names(out[i]):
+                if base in local and base not in names:
+                    names.add(base)
+                    out.append(local[base])
+            i += 1
+        return out
+
+    def derives(self, cls: ClassInfo, test: Callable[[str], bool]) -> bool:
+        """Whether a base of cls or of a local ancestor passes `test` (memoised per test)."""
+        key = (cls, test)
+        known = self._derived.get(key)
+        if known is None:
+            known = self._derived[key] = any(
+                test(base) for klass in self.chain(cls) for base in self.base_names(klass)
+            )
+        return known
+
+    def is_module(self, cls: ClassInfo) -> bool:
+        """A subclass of `torch.nn.Module`, of any `torch.nn` class (layers, losses) or of
+        a framework's module (LightningModule, PreTrainedModel), directly or through local
+        classes."""
+        return self.derives(cls, self._module_base)
+
+    def _module_base(self, base: str) -> bool:
+        return (
+            vocab.is_torch_nn(base)
+            or base in vocab.MODULE_AS_WRITTEN
+            or base in vocab.FRAMEWORK_MODULES
+            or (base.startswith("nn.") and self.imports.binds("nn", "torch"))
+        )
+
+    def overrides(self, cls: ClassInfo, method: str) -> list[ClassInfo]:
+        """The local ancestors of cls (itself excluded) that define `method`."""
+        return [c for c in self.chain(cls)[1:] if method in c.methods]
+
+    # --------------------------------------------------------------------- flow
+
+    @cached_property
+    def _flow(self) -> _Builder:
+        builder = _Builder(self)
+        builder.run(self.tree)
+        return builder
+
+    @property
+    def module_scope(self) -> Scope:
+        return self._flow.module_scope
+
+    def scope_of(self, node: ast.AST) -> Scope:
+        """The scope a module, class, function, lambda or comprehension node opens."""
+        return self._flow.scopes[id(node)]
+
+    def place(self, stmt: ast.stmt) -> Place:
+        return self._flow.places[id(stmt)]
+
+    @property
+    def calls(self) -> list[CallSite]:
+        return self._flow.calls
+
+    def calls_to(self, *qualnames: str) -> list[CallSite]:
+        wanted = set(qualnames)
+        return [c for c in self._flow.calls if c.qualname in wanted]
+
+    def calls_in(self, scope: Scope) -> Iterator[CallSite]:
+        """Call sites in the scope and the scopes nested in it."""
+        for inner in scope.within():
+            yield from inner.calls
+
+    def attributes_in(self, scope: Scope) -> Iterator[ast.Attribute]:
+        """Attribute expressions (`x.attr`) in the scope and the scopes nested in it."""
+        for inner in scope.within():
+            yield from inner.attributes
+
+    def self_accesses(self, cls: ClassInfo) -> list[SelfAccess]:
+        """Reads and writes of `self.<attr>` in the methods of cls (and functions nested
+        in them), in source order."""
+        return self._flow.self_accesses.get(cls, [])
+
+    def self_writes(self, cls: ClassInfo, attr: str | None = None) -> list[SelfAccess]:
+        return [a for a in self.self_accesses(cls) if a.write and attr in (None, a.attr)]
+
+    def bindings(self, scope: Scope, name: str) -> list[Binding]:
+        return scope.bindings.get(name, [])
+
+    def lookup(self, name: str, scope: Scope) -> list[Binding]:
+        """The bindings a use of `name` in `scope` refers to, by Python's scoping rules:
+        the innermost function scope binding it (class scopes only for their own body),
+        then the module; a `global`/`nonlocal` declaration is followed."""
+        current: Scope | None = scope
+        while current is not None:
+            if current is scope or current.kind != "class":
+                found = current.bindings.get(name)
+                if found:
+                    if any(b.kind == "global" for b in found) and current.kind != "module":
+                        current = current.parent
+                        continue
+                    return found
+            current = current.parent
+        return []
+
+    def reaching(self, name: str, at: ast.stmt, policy: Policy) -> tuple[Binding, ...]:
+        """The bindings of `name` in the scope of statement `at` that are in force there
+        under `policy` (see `Policy`). Bindings made by `at` itself do not count."""
+        place = self.place(at)
+        where = position(at)
+        found = [
+            b for b in place.scope.bindings.get(name, ())
+            if b.statement is not at and position(b.statement) < where
+        ]
+        if policy is Policy.MAY_REACH:
+            return self._may_reach(name, at, place, found)
+        if not found:
+            return ()
+        last = found[-1]
+        if policy is Policy.STRAIGHT_LINE:
+            return (last,) if last.guards == place.guards else ()
+        return (last,) if _prefix(last.guards, place.guards) else ()
+
+    def _may_reach(self, name: str, at: ast.stmt, place: Place, before: list[Binding]) -> tuple[Binding, ...]:
+        out: list[Binding] = []
+        for binding in reversed(before):
+            out.append(binding)
+            if _prefix(binding.guards, place.guards):
+                break  # it is in force on every path to `at`: earlier ones are overwritten
+        out.reverse()
+        loops = {id(g.node) for g in place.guards if g.kind == "loop"}
+        if loops:  # the next iteration sees what the loop body binds after `at`
+            where = position(at)
+            out += [
+                b for b in place.scope.bindings.get(name, ())
+                if position(b.statement) > where and any(id(g.node) in loops for g in b.guards)
+            ]
+        return tuple(out)
+
+
+def _prefix(outer: tuple[Guard, ...], inner: tuple[Guard, ...]) -> bool:
+    return len(outer) <= len(inner) and all(a is b for a, b in zip(outer, inner))
+
+
+def statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+    """Every statement under `body`, nested blocks included, in source order."""
+    stack = list(reversed(body))
+    while stack:
+        stmt = stack.pop()
+        yield stmt
+        stack.extend(reversed(list(_nested_statements(stmt))))
+
+
+def _nested_statements(stmt: ast.stmt) -> Iterator[ast.stmt]:
+    for block in _blocks(stmt):
+        yield from block[1]
+
+
+def _blocks(stmt: ast.stmt) -> Iterator[tuple[str | None, list[ast.stmt]]]:
+    """(guard kind, statements) of each block of a compound statement, in source order;
+    the guard kind is None for the body of a function or class (a new scope)."""
+    if isinstance(stmt, (*FUNCTIONS, ast.ClassDef)):
+        yield None, stmt.body
+    elif isinstance(stmt, ast.If):
+        yield "if", stmt.body
+        yield "else", stmt.orelse
+    elif isinstance(stmt, (ast.For, ast.AsyncFor, ast.While)):
+        yield "loop", stmt.body
+        yield "loop-else", stmt.orelse
+    elif isinstance(stmt, (ast.With, ast.AsyncWith)):
+        yield "with", stmt.body
+    elif isinstance(stmt, _TRIES):
+        yield "try", stmt.body
+        for handler in stmt.handlers:
+            yield "except", handler.body
+        yield "try-else", stmt.orelse
+        yield "finally", stmt.finalbody
+    elif isinstance(stmt, ast.Match):
+        for case in stmt.cases:
+            yield "match", case.body
+
+
+_TRIES = (ast.Try, ast.TryStar) if hasattr(ast, "TryStar") else (ast.Try,)
+_TARGET_KINDS = {ast.AugAssign: "augmented", ast.AnnAssign: "annotated"}
+
+
+@dataclass(frozen=True)
+class _Method:
+    cls: ClassInfo
+    function: Function
+    receiver: str
+
+
+class _Builder:
+    """The flow layer: one walk over every node of the tree."""
+
+    def __init__(self, model: SemanticModel) -> None:
+        self.model = model
+        self.scopes: dict[int, Scope] = {}
+        self.places: dict[int, Place] = {}
+        self.calls: list[CallSite] = []
+        self.self_accesses: dict[ClassInfo, list[SelfAccess]] = {}
+
+    def run(self, tree: ast.Module) -> None:
+        self.module_scope = self._scope("module", tree, None)
+        self._block(tree.body, self.module_scope, None, None, (), None)
+
+    def _scope(self, kind: str, node: ast.AST, parent: Scope | None) -> Scope:
+        scope = Scope(kind, node, parent)
+        if parent is not None:
+            parent.children.append(scope)
+        self.scopes[id(node)] = scope
+        return scope
+
+    @staticmethod
+    def _bind(scope, name, kind, node, statement, value, guards) -> None:
+        scope.bindings.setdefault(name, []).append(
+            Binding(name, kind, node, statement, value, scope, guards)
+        )
+
+    # -- statements
+
+    def _block(self, body, scope, cls, function, guards, method) -> None:
+        for stmt in body:
+            self.places[id(stmt)] = Place(scope, cls, function, guards)
+            self._statement(stmt, scope, cls, function, guards, method)
+
+    def _statement(self, stmt, scope, cls, function, guards, method) -> None:
+        bind = self._bind
+        if isinstance(stmt, FUNCTIONS):
+            self._expressions(
+                [*stmt.decorator_list, *_defaults(stmt.args), *_annotations(stmt)],
+                scope, stmt, guards, method,
+            )
+            bind(scope, stmt.name, "def", stmt, stmt, None, guards)
+            inner = self._scope("function", stmt, scope)
+            self._parameters(stmt.args, inner, stmt)
+            if scope.kind == "class" and cls is not None and method is None:
+                me = receiver(stmt)
+                static = any(dotted_name(d) == "staticmethod" for d in stmt.decorator_list)
+                method = _Method(cls, stmt, me) if me and not static else None
+            elif method is not None and method.receiver in _parameter_names(stmt.args):
+                method = None  # the nested function's own parameter shadows the receiver
+            self._block(stmt.body, inner, cls, stmt, (), method)
+            return
+        if isinstance(stmt, ast.ClassDef):
+            self._expressions(
+                [*stmt.decorator_list, *stmt.bases, *(k.value for k in stmt.keywords)],
+                scope, stmt, guards, method,
+            )
+            bind(scope, stmt.name, "class", stmt, stmt, None, guards)
+            info = self.model.class_info(stmt)
+            info.scope = scope
+            inner = self._scope("class", stmt, scope)
+            self._block(stmt.body, inner, info, function, (), None)
+            return
+        if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+            for alias in stmt.names:
+                if alias.name != "*":
+                    local = alias.asname or alias.name.split(".")[0]
+                    bind(scope, local, "import", alias, stmt, None, guards)
+            return
+        if isinstance(stmt, (ast.Global, ast.Nonlocal)):
+            for name in stmt.names:
+                bind(scope, name, "global", stmt, stmt, None, guards)
+            return
+        walk = self._expressions
+        if isinstance(stmt, ast.If):
+            walk([stmt.test], scope, stmt, guards, method)
+            self._block(stmt.body, scope, cls, function, (*guards, Guard("if", stmt)), method)
+            self._block(stmt.orelse, scope, cls, function, (*guards, Guard("else", stmt)), method)
+        elif isinstance(stmt, (ast.For, ast.AsyncFor, ast.While)):
+            loop = (*guards, Guard("loop", stmt))
+            if isinstance(stmt, ast.While):
+                walk([stmt.test], scope, stmt, guards, method)
+            else:
+                walk([stmt.iter], scope, stmt, guards, method)
+                walk([stmt.target], scope, stmt, loop, method, "for-target")
+            self._block(stmt.body, scope, cls, function, loop, method)
+            self._block(stmt.orelse, scope, cls, function, (*guards, Guard("loop-else", stmt)), method)
+        elif isinstance(stmt, (ast.With, ast.AsyncWith)):
+            inside = (*guards, Guard("with", stmt))
+            for item in stmt.items:
+                walk([item.context_expr], scope, stmt, guards, method)
+                if item.optional_vars is not None:
+                    walk([item.optional_vars], scope, stmt, inside, method, "with-target")
+            self._block(stmt.body, scope, cls, function, inside, method)
+        elif isinstance(stmt, _TRIES):
+            self._block(stmt.body, scope, cls, function, (*guards, Guard("try", stmt)), method)
+            for handler in stmt.handlers:
+                inside = (*guards, Guard("except", stmt))
+                if handler.type is not None:
+                    walk([handler.type], scope, stmt, guards, method)
+                if handler.name:
+                    bind(scope, handler.name, "except", handler, stmt, None, inside)
+                self._block(handler.body, scope, cls, function, inside, method)
+            self._block(stmt.orelse, scope, cls, function, (*guards, Guard("try-else", stmt)), method)
+            self._block(stmt.finalbody, scope, cls, function, (*guards, Guard("finally", stmt)), method)
+        elif isinstance(stmt, ast.Match):
+            walk([stmt.subject], scope, stmt, guards, method)
+            for case in stmt.cases:
+                inside = (*guards, Guard("match", stmt))
+                for node in ast.walk(case.pattern):
+                    name = getattr(node, "name", None) or getattr(node, "rest", None)
+                    if isinstance(name, str):
+                        bind(scope, name, "match", node, stmt, None, inside)
+                if case.guard is not None:
+                    walk([case.guard], scope, stmt, inside, method)
+                self._block(case.body, scope, cls, function, inside, method)
+        else:
+            self._simple(stmt, scope, guards, method)
+
+    def _simple(self, stmt, scope, guards, method) -> None:
+        """A statement without blocks: its expressions, and the names it binds."""
+        walk = self._expressions
+        if isinstance(stmt, ast.Assign):
+            walk([stmt.value], scope, stmt, guards, method)
+            for target in stmt.targets:
+                direct = stmt.value if isinstance(target, (ast.Name, ast.Attribute)) else None
+                walk([target], scope, stmt, guards, method, "assign", direct)
+        elif isinstance(stmt, (ast.AugAssign, ast.AnnAssign)):
+            if stmt.value is not None:
+                walk([stmt.value], scope, stmt, guards, method)
+            if isinstance(stmt, ast.AnnAssign):
+                walk([stmt.annotation], scope, stmt, guards, method)
+            walk([stmt.target], scope, stmt, guards, method, _TARGET_KINDS[type(stmt)], stmt.value)
+        elif isinstance(stmt, ast.Delete):
+            walk(stmt.targets, scope, stmt, guards, method, "del")
+        else:
+            children = [c for c in ast.iter_child_nodes(stmt) if isinstance(c, ast.expr)]
+            walk(children, scope, stmt, guards, method)
+
+    def _parameters(self, args: ast.arguments, scope: Scope, statement: ast.stmt) -> None:
+        for arg in _parameters(args):
+            self._bind(scope, arg.arg, "parameter", arg, statement, None, ())
+
+    # -- expressions
+
+    def _expressions(self, nodes, scope, statement, guards, method, kind=None, value=None) -> None:
+        """Walks expressions without recursion. `kind` is the binding kind of the names
+        stored in them; `value` the value of a direct target."""
+        stack = [(node, scope, kind, value) for node in reversed(nodes)]
+        while stack:
+            node, where, bind_kind, bound = stack.pop()
+            if isinstance(node, ast.Name):
+                if bind_kind and not isinstance(node.ctx, ast.Load):
+                    self._bind(where, node.id, bind_kind, node, statement, bound, guards)
+                continue
+            if isinstance(node, ast.Lambda):
+                stack.extend((d, where, None, None) for d in _defaults(node.args))
+                inner = self._scope("lambda", node, where)
+                self._parameters(node.args, inner, statement)
+                stack.append((node.body, inner, None, None))
+                continue
+            if isinstance(node, COMPREHENSIONS):
+                stack.extend(self._comprehension(node, where))
+                continue
+            if isinstance(node, ast.NamedExpr):
+                target_scope = where
+                while target_scope.kind == "comprehension":
+                    target_scope = target_scope.parent
+                self._bind(target_scope, node.target.id, "walrus", node, statement, node.value, guards)
+                stack.append((node.value, where, None, None))
+                continue
+            if isinstance(node, ast.Call):
+                qualname = self.model.imports.qualname(node.func)
+                site = CallSite(node, qualname, where, statement, guards)
+                self.calls.append(site)
+                where.calls.append(site)
+            elif isinstance(node, ast.Attribute):
+                where.attributes.append(node)
+                if method is not None and isinstance(node.value, ast.Name) and node.value.id == method.receiver:
+                    self._self_access(method, node, statement, bound)
+                stack.append((node.value, where, None, None))
+                continue
+            elif isinstance(node, (ast.Starred, ast.Tuple, ast.List)) and bind_kind:
+                elements = [node.value] if isinstance(node, ast.Starred) else node.elts
+                stack.extend((e, where, bind_kind, None) for e in reversed(elements))
+                continue
+            children = [c for c in ast.iter_child_nodes(node) if isinstance(c, ast.AST)]
+            stack.extend((c, where, None, None) for c in reversed(children))
+
+    def _comprehension(self, node, scope: Scope):
+        """Opens the comprehension's scope; returns the expressions to walk, each with the
+        scope it is evaluated in (the first iterable in the enclosing one)."""
+        inner = self._scope("comprehension", node, scope)
+        out = []
+        for i, generator in enumerate(node.generators):
+            out.append((generator.iter, scope if i == 0 else inner, None, None))
+            out.append((generator.target, inner, "for-target", None))
+            out.extend((test, inner, None, None) for test in generator.ifs)
+        elements = [node.key, node.value] if isinstance(node, ast.DictComp) else [node.elt]
+        out.extend((e, inner, None, None) for e in elements)
+        return reversed(out)
+
+    def _self_access(self, method: _Method, node, statement, bound) -> None:
+        write = not isinstance(node.ctx, ast.Load)
+        augmented = isinstance(statement, ast.AugAssign) and statement.target is node
+        access = SelfAccess(
+            method.cls, method.function, node.attr, node, statement, write,
+            bound if write else None, augmented,
+        )
+        self.self_accesses.setdefault(method.cls, []).append(access)
+
+
+def _parameters(args: ast.arguments) -> list[ast.arg]:
+    out = [*args.posonlyargs, *args.args]
+    if args.vararg:
+        out.append(args.vararg)
+    out += args.kwonlyargs
+    if args.kwarg:
+        out.append(args.kwarg)
+    return out
+
+
+def _parameter_names(args: ast.arguments) -> set[str]:
+    return {a.arg for a in _parameters(args)}
+
+
+def _defaults(args: ast.arguments) -> list[ast.expr]:
+    return [*args.defaults, *(d for d in args.kw_defaults if d is not None)]
+
+
+def _annotations(func: Function) -> list[ast.expr]:
+    out = [a.annotation for a in _parameters(func.args) if a.annotation is not None]
+    return out + ([func.returns] if func.returns is not None else [])
