@@ -9,8 +9,11 @@ from trainlint.semantic.model import (
     Scope,
     SelfAccess,
     SemanticModel,
+    is_stub,
+    receiver,
 )
 
 __all__ = [
     "Binding", "CallSite", "ClassInfo", "Guard", "Policy", "Scope", "SelfAccess", "SemanticModel",
+    "is_stub", "receiver",
 ]

@@ -33,7 +33,7 @@ class Policy(enum.Enum):
     MAY_REACH = "may-reach"
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)
 class Guard:
     """A block a statement runs in: `kind` is if, else, loop, loop-else, try, except,
     try-else, finally, with or match; `node` the compound statement."""
@@ -61,7 +61,7 @@ class Scope:
             stack.extend(reversed(scope.children))
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)
 class Binding:
     """One place that binds `name`. `kind`: assign, augmented, annotated, for-target,
     with-target, walrus, import, parameter, global (also `nonlocal`), del, def, class,
@@ -77,7 +77,7 @@ class Binding:
     guards: tuple[Guard, ...]
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)
 class Place:
     """Where a statement is: its scope, innermost class and function, and guards (the
     blocks between it and its scope)."""
@@ -91,13 +91,42 @@ class Place:
 @dataclass(frozen=True, eq=False)
 class CallSite:
     node: ast.Call
-    qualname: str | None  # through the imports; None when the callee's head is not imported
     scope: Scope
     statement: ast.stmt
     guards: tuple[Guard, ...]
+    imports: ImportTable = field(repr=False)
+
+    @cached_property
+    def qualname(self) -> str | None:
+        """The callee through the imports; None when its head is not imported."""
+        return self.imports.qualname(self.node.func)
+
+    @property
+    def callee(self) -> str | None:
+        """The last name of the callee: `step` for `opt.step()`, `f` for `f()`."""
+        func = self.node.func
+        if isinstance(func, ast.Attribute):
+            return func.attr
+        return func.id if isinstance(func, ast.Name) else None
+
+    @property
+    def receiver(self) -> str | None:
+        """`opt` for `opt.step()`: the plain name a method is called on."""
+        func = self.node.func
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+            return func.value.id
+        return None
+
+    def passes(self, name: str) -> bool:
+        """Whether the plain name is an argument (positional, starred or keyword)."""
+        args = [a.value if isinstance(a, ast.Starred) else a for a in self.node.args]
+        return any(
+            isinstance(a, ast.Name) and a.id == name
+            for a in [*args, *(k.value for k in self.node.keywords)]
+        )
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)
 class SelfAccess:
     """`<receiver>.attr` in a method, the receiver being the method's first parameter."""
 
@@ -131,6 +160,18 @@ def receiver(method: Function) -> str | None:
     """The first positional parameter's name, the `self` of a method."""
     params = [*method.args.posonlyargs, *method.args.args]
     return params[0].arg if params else None
+
+
+def is_stub(function: Function) -> bool:
+    """A body of `...` or `raise` statements (and string constants), nothing else."""
+    stub = False
+    for stmt in function.body:
+        value = stmt.value if isinstance(stmt, ast.Expr) else None
+        if isinstance(stmt, ast.Raise) or (isinstance(value, ast.Constant) and value.value is Ellipsis):
+            stub = True
+        elif not (isinstance(value, ast.Constant) and type(value.value) in (str, bytes)):
+            return False
+    return stub
 
 
 def position(node: ast.AST) -> tuple[int, int]:
@@ -264,6 +305,17 @@ class SemanticModel:
         for inner in scope.within():
             yield from inner.attributes
 
+    def attribute_names_in(self, scope: Scope) -> set[str]:
+        return {node.attr for node in self.attributes_in(scope)}
+
+    def super_attributes_in(self, scope: Scope) -> set[str]:
+        """The attributes read on `super()` / `super(C, self)` in the scope and those nested."""
+        return {
+            node.attr for node in self.attributes_in(scope)
+            if isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Name)
+            and node.value.func.id == "super"
+        }
+
     def self_accesses(self, cls: ClassInfo) -> list[SelfAccess]:
         """Reads and writes of `self.<attr>` in the methods of cls (and functions nested
         in them), in source order."""
@@ -369,6 +421,24 @@ def _blocks(stmt: ast.stmt) -> Iterator[tuple[str | None, list[ast.stmt]]]:
 
 
 _TRIES = (ast.Try, ast.TryStar) if hasattr(ast, "TryStar") else (ast.Try,)
+_COMPREHENSION_TYPES = frozenset(COMPREHENSIONS)
+# Fields that hold no expression worth walking: contexts, operators, identifiers, constants.
+_SKIPPED_FIELDS = frozenset({
+    "ctx", "op", "ops", "type_comment", "kind", "id", "attr", "name", "asname", "module",
+    "level", "arg", "conversion", "is_async",
+})
+# type -> (fields holding lists of nodes, fields holding one node or None)
+_SHAPES: dict[type, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+
+
+def _shape(node: ast.AST) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    kind = node.__class__
+    names = [f for f in kind._fields if f not in _SKIPPED_FIELDS]
+    # a sequence field of the grammar is always a list, an optional one never is
+    lists = tuple(f for f in names if isinstance(getattr(node, f, None), list))
+    singles = tuple(f for f in names if f not in lists)
+    shape = _SHAPES[kind] = (lists, singles)
+    return shape
 _TARGET_KINDS = {ast.AugAssign: "augmented", ast.AnnAssign: "annotated"}
 
 
@@ -525,61 +595,86 @@ class _Builder:
     # -- expressions
 
     def _expressions(self, nodes, scope, statement, guards, method, kind=None, value=None) -> None:
-        """Walks expressions without recursion. `kind` is the binding kind of the names
-        stored in them; `value` the value of a direct target."""
-        stack = [(node, scope, kind, value) for node in reversed(nodes)]
+        """Walks expressions (without recursion, except into lambdas and comprehensions).
+        `kind` is the binding kind of the names stored in them, `value` the value of a
+        direct target."""
+        if kind is not None:
+            for node in nodes:
+                self._target(node, scope, statement, guards, method, kind, value)
+            return
+        me = method.receiver if method is not None else None
+        stack = list(reversed(nodes))
+        pop, push = stack.pop, stack.append
         while stack:
-            node, where, bind_kind, bound = stack.pop()
-            if isinstance(node, ast.Name):
-                if bind_kind and not isinstance(node.ctx, ast.Load):
-                    self._bind(where, node.id, bind_kind, node, statement, bound, guards)
+            node = pop()
+            cls = node.__class__
+            if cls is ast.Name or cls is ast.Constant or node is None:  # None: `{**d}`'s key
                 continue
-            if isinstance(node, ast.Lambda):
-                stack.extend((d, where, None, None) for d in _defaults(node.args))
-                inner = self._scope("lambda", node, where)
-                self._parameters(node.args, inner, statement)
-                stack.append((node.body, inner, None, None))
+            if cls is ast.Attribute:
+                scope.attributes.append(node)
+                inner = node.value
+                if me is not None and inner.__class__ is ast.Name and inner.id == me:
+                    self._self_access(method, node, statement, None)
+                else:
+                    push(inner)
                 continue
-            if isinstance(node, COMPREHENSIONS):
-                stack.extend(self._comprehension(node, where))
+            if cls is ast.Call:
+                site = CallSite(node, scope, statement, guards, self.model.imports)
+                self.calls.append(site)
+                scope.calls.append(site)
+            elif cls is ast.Lambda:
+                stack.extend(_defaults(node.args))
+                inner_scope = self._scope("lambda", node, scope)
+                self._parameters(node.args, inner_scope, statement)
+                self._expressions([node.body], inner_scope, statement, guards, method)
                 continue
-            if isinstance(node, ast.NamedExpr):
-                target_scope = where
+            elif cls in _COMPREHENSION_TYPES:
+                self._comprehension(node, scope, statement, guards, method)
+                continue
+            elif cls is ast.NamedExpr:
+                target_scope = scope
                 while target_scope.kind == "comprehension":
                     target_scope = target_scope.parent
                 self._bind(target_scope, node.target.id, "walrus", node, statement, node.value, guards)
-                stack.append((node.value, where, None, None))
+                push(node.value)
                 continue
-            if isinstance(node, ast.Call):
-                qualname = self.model.imports.qualname(node.func)
-                site = CallSite(node, qualname, where, statement, guards)
-                self.calls.append(site)
-                where.calls.append(site)
-            elif isinstance(node, ast.Attribute):
-                where.attributes.append(node)
-                if method is not None and isinstance(node.value, ast.Name) and node.value.id == method.receiver:
-                    self._self_access(method, node, statement, bound)
-                stack.append((node.value, where, None, None))
-                continue
-            elif isinstance(node, (ast.Starred, ast.Tuple, ast.List)) and bind_kind:
-                elements = [node.value] if isinstance(node, ast.Starred) else node.elts
-                stack.extend((e, where, bind_kind, None) for e in reversed(elements))
-                continue
-            children = [c for c in ast.iter_child_nodes(node) if isinstance(c, ast.AST)]
-            stack.extend((c, where, None, None) for c in reversed(children))
+            lists, singles = _SHAPES.get(cls) or _shape(node)
+            for name in lists:
+                stack.extend(reversed(getattr(node, name)))
+            for name in singles:
+                child = getattr(node, name)
+                if child is not None:
+                    push(child)
 
-    def _comprehension(self, node, scope: Scope):
-        """Opens the comprehension's scope; returns the expressions to walk, each with the
-        scope it is evaluated in (the first iterable in the enclosing one)."""
+    def _target(self, node, scope, statement, guards, method, kind, value) -> None:
+        """A binding target: names are bound, attributes and subscripts are walked."""
+        cls = node.__class__
+        if cls is ast.Name:
+            self._bind(scope, node.id, kind, node, statement, value, guards)
+        elif cls is ast.Tuple or cls is ast.List:
+            for element in node.elts:
+                self._target(element, scope, statement, guards, method, kind, None)
+        elif cls is ast.Starred:
+            self._target(node.value, scope, statement, guards, method, kind, None)
+        elif cls is ast.Attribute:
+            scope.attributes.append(node)
+            inner = node.value
+            if method is not None and inner.__class__ is ast.Name and inner.id == method.receiver:
+                self._self_access(method, node, statement, value)
+            else:
+                self._expressions([inner], scope, statement, guards, method)
+        else:
+            self._expressions([node], scope, statement, guards, method)
+
+    def _comprehension(self, node, scope: Scope, statement, guards, method) -> None:
+        """Opens the comprehension's scope; its first iterable is evaluated outside it."""
         inner = self._scope("comprehension", node, scope)
-        out = []
         for i, generator in enumerate(node.generators):
-            out.append((generator.iter, scope if i == 0 else inner, None, None))
-            out.append((generator.target, inner, "for-target", None))
-            out.extend((test, inner, None, None) for test in generator.ifs)
+            self._expressions([generator.iter], scope if i == 0 else inner, statement, guards, method)
+            self._target(generator.target, inner, statement, guards, method, "for-target", None)
+            self._expressions(generator.ifs, inner, statement, guards, method)
         elements = [node.key, node.value] if isinstance(node, ast.DictComp) else [node.elt]
-        out.extend((e, inner, None, None) for e in elements)
-        return reversed(out)
+        self._expressions(elements, inner, statement, guards, method)
 
     def _self_access(self, method: _Method, node, statement, bound) -> None:
         write = not isinstance(node.ctx, ast.Load)
