@@ -55,8 +55,9 @@ constructor along a path it cannot see:
   parent initialisation there). `self._init(...)` defined in the class is looked into;
 - a constructor that only raises, or whose body is `...` (an abstract stub), a
   decorated `__init__`, and a class that defines `__new__`.
-A class is recognised as a `nn.Module` by its bases in the same file (see
-`is_nn_module`), so subclasses of third-party modules are not checked.
+A class is recognised as a `nn.Module` by its bases in the same file: `torch.nn`
+classes, Lightning's `LightningModule` and transformers' `PreTrainedModel`, directly or
+through classes of the file; subclasses of other third-party modules are not checked.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ class Policy(enum.Enum):
     MAY_REACH = "may-reach"
 
 
-@dataclass(frozen=True, eq=False, slots=True)
+@dataclass(eq=False, slots=True)
 class Guard:
     """A block a statement runs in: `kind` is if, else, loop, loop-else, try, except,
     try-else, finally, with or match; `node` the compound statement."""
@@ -61,7 +61,7 @@ class Scope:
             stack.extend(reversed(scope.children))
 
 
-@dataclass(frozen=True, eq=False, slots=True)
+@dataclass(eq=False, slots=True)
 class Binding:
     """One place that binds `name`. `kind`: assign, augmented, annotated, for-target,
     with-target, walrus, import, parameter, global (also `nonlocal`), del, def, class,
@@ -77,7 +77,7 @@ class Binding:
     guards: tuple[Guard, ...]
 
 
-@dataclass(frozen=True, eq=False, slots=True)
+@dataclass(eq=False, slots=True)
 class Place:
     """Where a statement is: its scope, innermost class and function, and guards (the
     blocks between it and its scope)."""
@@ -126,7 +126,7 @@ class CallSite:
         )
 
 
-@dataclass(frozen=True, eq=False, slots=True)
+@dataclass(eq=False, slots=True)
 class SelfAccess:
     """`<receiver>.attr` in a method, the receiver being the method's first parameter."""
 
