@@ -136,3 +136,8 @@ def test_anchors_agree_with_whole_module_positions(path: Path):
         assert top in module.body
         checked += 1
     assert checked > 0
+
+
+def test_run_rules_without_phase_one_runs_it_on_the_module_code():
+    reports, failures = engine.run_rules(cst.parse_module("f(1)\ng(f)\n"), [CallsNamedF])
+    assert [type(r.node).__name__ for r in reports] == ["Call"] and failures == []

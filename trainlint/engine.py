@@ -422,8 +422,14 @@ def run_rules(
     checked = [r for r in rules if two_phase(r)]
     failures: list[str] = []
     if checked and phase_one is None:
-        selection = _phase_one(checked, _cpython_ast(module.code), module.code)
-        phase_one, failures = selection.phase_one, selection.failures
+        code = module.code
+        try:
+            tree = _cpython_ast(code)
+        except SyntaxError:  # newer syntax than the interpreter: no model (see select_rules)
+            tree = None
+        if tree is not None:
+            selection = _phase_one(checked, tree, code)
+            phase_one, failures = selection.phase_one, selection.failures
     context = Context(module, ImportTable.of_module(module), model=phase_one and phase_one.model)
     instances = [rule(context) for rule in rules if not two_phase(rule)]
     reports: list[Report] = []
