@@ -383,3 +383,42 @@ def test_kinds():
     assert kinds["c"].name == "tensor" and kinds["c"].dtype == "torch.int64"
     assert kinds["q"].name == "probabilities"
     assert kinds["u"] is None
+
+
+def test_call_site_callee_receiver_and_arguments():
+    model, _ = model_of("opt.step()\nf(a, *b, k=c)\nx.y.z()\n")
+    step, f, z = model.calls
+    assert (step.callee, step.receiver) == ("step", "opt")
+    assert (f.callee, f.receiver) == ("f", None)
+    assert f.passes("a") and f.passes("b") and f.passes("c") and not f.passes("f")
+    assert (z.callee, z.receiver) == ("z", None)
+
+
+def test_attribute_names_and_super_attributes_in_a_function_and_nested_scopes():
+    model, tree = model_of(
+        """
+        class C(B):
+            def __init__(self):
+                super().init()
+                def inner():
+                    return super(C, self).__init__
+                B.setup(self)
+        """
+    )
+    scope = model.scope_of(find(tree, ast.FunctionDef, name="__init__"))
+    assert model.attribute_names_in(scope) == {"init", "__init__", "setup"}
+    assert model.super_attributes_in(scope) == {"init", "__init__"}
+
+
+@pytest.mark.parametrize(
+    "body, stub",
+    [
+        ("...", True), ("raise NotImplementedError", True), ('"""Doc."""\n    ...', True),
+        ('"""Doc."""', False), ("pass", False), ("x = 1\n    raise E", False),
+    ],
+)
+def test_is_stub(body, stub):
+    from trainlint.semantic import is_stub
+
+    _, tree = model_of(f"def f():\n    {body}\n")
+    assert is_stub(tree.body[0]) is stub
