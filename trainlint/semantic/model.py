@@ -52,14 +52,6 @@ class Scope:
     calls: list[CallSite] = field(default_factory=list)
     attributes: list[ast.Attribute] = field(default_factory=list)
 
-    def within(self) -> Iterator[Scope]:
-        """This scope and every scope nested in it."""
-        stack = [self]
-        while stack:
-            scope = stack.pop()
-            yield scope
-            stack.extend(reversed(scope.children))
-
 
 @dataclass(eq=False, slots=True)
 class Binding:
@@ -282,27 +274,40 @@ class SemanticModel:
 
     def scope_of(self, node: ast.AST) -> Scope:
         """The scope a module, class, function, lambda or comprehension node opens."""
-        return self._flow.scopes[id(node)]
+        flow = self._flow
+        scope = flow.scopes.get(id(node))
+        if scope is None:  # in a function body not analysed yet
+            flow.finish()
+            scope = flow.scopes[id(node)]
+        flow.enter(node)
+        return scope
 
     def place(self, stmt: ast.stmt) -> Place:
-        return self._flow.places[id(stmt)]
+        flow = self._flow
+        place = flow.places.get(id(stmt))
+        if place is None:
+            flow.finish()
+            place = flow.places[id(stmt)]
+        return place
 
-    @property
+    @cached_property
     def calls(self) -> list[CallSite]:
-        return self._flow.calls
+        """Every call of the file, in source order."""
+        self._flow.finish()
+        return sorted(self._flow.calls, key=lambda c: position(c.node))
 
     def calls_to(self, *qualnames: str) -> list[CallSite]:
         wanted = set(qualnames)
-        return [c for c in self._flow.calls if c.qualname in wanted]
+        return [c for c in self.calls if c.qualname in wanted]
 
     def calls_in(self, scope: Scope) -> Iterator[CallSite]:
         """Call sites in the scope and the scopes nested in it."""
-        for inner in scope.within():
+        for inner in self._flow.within(scope):
             yield from inner.calls
 
     def attributes_in(self, scope: Scope) -> Iterator[ast.Attribute]:
         """Attribute expressions (`x.attr`) in the scope and the scopes nested in it."""
-        for inner in scope.within():
+        for inner in self._flow.within(scope):
             yield from inner.attributes
 
     def attribute_names_in(self, scope: Scope) -> set[str]:
@@ -319,7 +324,12 @@ class SemanticModel:
     def self_accesses(self, cls: ClassInfo) -> list[SelfAccess]:
         """Reads and writes of `self.<attr>` in the methods of cls (and functions nested
         in them), in source order."""
-        return self._flow.self_accesses.get(cls, [])
+        flow = self._flow
+        for stmt in cls.node.body:
+            if isinstance(stmt, FUNCTIONS):
+                for _ in flow.within(self.scope_of(stmt)):
+                    pass
+        return sorted(flow.self_accesses.get(cls, []), key=lambda a: position(a.node))
 
     def self_writes(self, cls: ClassInfo, attr: str | None = None) -> list[SelfAccess]:
         return [a for a in self.self_accesses(cls) if a.write and attr in (None, a.attr)]
@@ -388,12 +398,9 @@ def statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
     while stack:
         stmt = stack.pop()
         yield stmt
-        stack.extend(reversed(list(_nested_statements(stmt))))
-
-
-def _nested_statements(stmt: ast.stmt) -> Iterator[ast.stmt]:
-    for block in _blocks(stmt):
-        yield from block[1]
+        if stmt.__class__ in _COMPOUND:
+            nested = [s for _, block in _blocks(stmt) for s in block]
+            stack.extend(reversed(nested))
 
 
 def _blocks(stmt: ast.stmt) -> Iterator[tuple[str | None, list[ast.stmt]]]:
@@ -422,6 +429,10 @@ def _blocks(stmt: ast.stmt) -> Iterator[tuple[str | None, list[ast.stmt]]]:
 
 _TRIES = (ast.Try, ast.TryStar) if hasattr(ast, "TryStar") else (ast.Try,)
 _COMPREHENSION_TYPES = frozenset(COMPREHENSIONS)
+_COMPOUND = frozenset({
+    *FUNCTIONS, ast.ClassDef, ast.If, ast.For, ast.AsyncFor, ast.While, ast.With,
+    ast.AsyncWith, *_TRIES, ast.Match,
+})
 # Fields that hold no expression worth walking: contexts, operators, identifiers, constants.
 _SKIPPED_FIELDS = frozenset({
     "ctx", "op", "ops", "type_comment", "kind", "id", "attr", "name", "asname", "module",
@@ -450,7 +461,8 @@ class _Method:
 
 
 class _Builder:
-    """The flow layer: one walk over every node of the tree."""
+    """The flow layer: one walk over every node of the tree, a function body at a time:
+    a function's body is walked the first time something in it is asked for."""
 
     def __init__(self, model: SemanticModel) -> None:
         self.model = model
@@ -458,10 +470,32 @@ class _Builder:
         self.places: dict[int, Place] = {}
         self.calls: list[CallSite] = []
         self.self_accesses: dict[ClassInfo, list[SelfAccess]] = {}
+        # function node id -> what its body's walk needs, until it is walked
+        self.pending: dict[int, tuple] = {}
 
     def run(self, tree: ast.Module) -> None:
         self.module_scope = self._scope("module", tree, None)
         self._block(tree.body, self.module_scope, None, None, (), None)
+
+    def enter(self, node: ast.AST) -> None:
+        """Walks the body of the function `node`, if not done yet."""
+        job = self.pending.pop(id(node), None)
+        if job is not None:
+            self._block(*job)
+
+    def finish(self) -> None:
+        """Walks every function body not walked yet."""
+        while self.pending:
+            self._block(*self.pending.pop(next(iter(self.pending))))
+
+    def within(self, scope: Scope) -> Iterator[Scope]:
+        """The scope and every scope nested in it, their function bodies walked."""
+        stack = [scope]
+        while stack:
+            scope = stack.pop()
+            self.enter(scope.node)
+            yield scope
+            stack.extend(reversed(scope.children))
 
     def _scope(self, kind: str, node: ast.AST, parent: Scope | None) -> Scope:
         scope = Scope(kind, node, parent)
@@ -499,7 +533,7 @@ class _Builder:
                 method = _Method(cls, stmt, me) if me and not static else None
             elif method is not None and method.receiver in _parameter_names(stmt.args):
                 method = None  # the nested function's own parameter shadows the receiver
-            self._block(stmt.body, inner, cls, stmt, (), method)
+            self.pending[id(stmt)] = (stmt.body, inner, cls, stmt, (), method)
             return
         if isinstance(stmt, ast.ClassDef):
             self._expressions(
