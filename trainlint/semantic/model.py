@@ -178,25 +178,43 @@ class SemanticModel:
     # ------------------------------------------------------------- declarations
 
     @cached_property
-    def _declarations(self) -> tuple[list[ClassInfo], list[ast.Import | ast.ImportFrom]]:
-        classes: list[ClassInfo] = []
-        imports: list[ast.Import | ast.ImportFrom] = []
+    def _declarations(self) -> _Declarations:
+        found = _Declarations()
         top = set(map(id, self.tree.body))
-        for stmt in statements(self.tree.body):
-            if isinstance(stmt, ast.ClassDef):
-                classes.append(ClassInfo(stmt, None, id(stmt) in top))
-            elif isinstance(stmt, (ast.Import, ast.ImportFrom)):
-                imports.append(stmt)
-        return classes, imports
+        stack: list[tuple[ast.stmt, ast.stmt | None]] = [(s, None) for s in reversed(self.tree.body)]
+        while stack:
+            stmt, owner = stack.pop()
+            kind = stmt.__class__
+            if kind is ast.ClassDef:
+                found.classes.append(ClassInfo(stmt, None, id(stmt) in top))
+            elif kind is ast.Import or kind is ast.ImportFrom:
+                found.imports.append(stmt)
+            if kind in _COMPOUND:
+                if kind is ast.ClassDef or kind in FUNCTIONS:
+                    found.owners[id(stmt)] = owner
+                    owner = stmt
+                nested = [s for _, block in _blocks(stmt) for s in block]
+                stack.extend((s, owner) for s in reversed(nested))
+        return found
+
+    def _owners(self, node: ast.AST) -> list[ast.stmt]:
+        """The functions and classes around a function or class statement, outermost first."""
+        owners = self._declarations.owners
+        out = []
+        owner = owners.get(id(node))
+        while owner is not None:
+            out.append(owner)
+            owner = owners.get(id(owner))
+        return out[::-1]
 
     @cached_property
     def imports(self) -> ImportTable:
-        return ImportTable(self._declarations[1])
+        return ImportTable(self._declarations.imports)
 
     @property
     def classes(self) -> list[ClassInfo]:
         """Every class of the file, nested ones included, in source order."""
-        return self._declarations[0]
+        return self._declarations.classes
 
     @cached_property
     def _class_of_node(self) -> dict[int, ClassInfo]:
@@ -276,7 +294,11 @@ class SemanticModel:
         """The scope a module, class, function, lambda or comprehension node opens."""
         flow = self._flow
         scope = flow.scopes.get(id(node))
-        if scope is None:  # in a function body not analysed yet
+        if scope is None:  # in a body not walked yet
+            for owner in self._owners(node):
+                flow.enter(owner)
+            scope = flow.scopes.get(id(node))
+        if scope is None:  # a lambda or comprehension
             flow.finish()
             scope = flow.scopes[id(node)]
         flow.enter(node)
@@ -392,17 +414,6 @@ def _prefix(outer: tuple[Guard, ...], inner: tuple[Guard, ...]) -> bool:
     return len(outer) <= len(inner) and all(a is b for a, b in zip(outer, inner))
 
 
-def statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
-    """Every statement under `body`, nested blocks included, in source order."""
-    stack = list(reversed(body))
-    while stack:
-        stmt = stack.pop()
-        yield stmt
-        if stmt.__class__ in _COMPOUND:
-            nested = [s for _, block in _blocks(stmt) for s in block]
-            stack.extend(reversed(nested))
-
-
 def _blocks(stmt: ast.stmt) -> Iterator[tuple[str | None, list[ast.stmt]]]:
     """(guard kind, statements) of each block of a compound statement, in source order;
     the guard kind is None for the body of a function or class (a new scope)."""
@@ -460,9 +471,17 @@ class _Method:
     receiver: str
 
 
+@dataclass
+class _Declarations:
+    classes: list[ClassInfo] = field(default_factory=list)
+    imports: list[ast.Import | ast.ImportFrom] = field(default_factory=list)
+    # function or class statement id -> the function or class statement around it
+    owners: dict[int, ast.stmt | None] = field(default_factory=dict)
+
+
 class _Builder:
-    """The flow layer: one walk over every node of the tree, a function body at a time:
-    a function's body is walked the first time something in it is asked for."""
+    """The flow layer: one walk over every node of the tree, a body at a time: the body
+    of a function or class is walked the first time something in it is asked for."""
 
     def __init__(self, model: SemanticModel) -> None:
         self.model = model
@@ -478,7 +497,7 @@ class _Builder:
         self._block(tree.body, self.module_scope, None, None, (), None)
 
     def enter(self, node: ast.AST) -> None:
-        """Walks the body of the function `node`, if not done yet."""
+        """Walks the body of the function or class `node`, if not done yet."""
         job = self.pending.pop(id(node), None)
         if job is not None:
             self._block(*job)
@@ -544,7 +563,7 @@ class _Builder:
             info = self.model.class_info(stmt)
             info.scope = scope
             inner = self._scope("class", stmt, scope)
-            self._block(stmt.body, inner, info, function, (), None)
+            self.pending[id(stmt)] = (stmt.body, inner, info, function, (), None)
             return
         if isinstance(stmt, (ast.Import, ast.ImportFrom)):
             for alias in stmt.names:
