@@ -2,8 +2,8 @@
 
 Facts come in two layers. The *declarations* (classes, methods, imports) come from a walk
 over statements only; the *flow* facts (scopes, bindings with their guards, call sites,
-attribute uses and `self` accesses) from one walk over every node, made the first time a
-rule asks for one of them.
+attribute uses and `self` accesses) from a walk over every node, made a body at a time:
+the module's first, a function's or class's when something in it is first asked for.
 """
 
 from __future__ import annotations
@@ -349,8 +349,7 @@ class SemanticModel:
         flow = self._flow
         for stmt in cls.node.body:
             if isinstance(stmt, FUNCTIONS):
-                for _ in flow.within(self.scope_of(stmt)):
-                    pass
+                list(flow.within(self.scope_of(stmt)))  # walks the method's bodies
         return sorted(flow.self_accesses.get(cls, []), key=lambda a: position(a.node))
 
     def self_writes(self, cls: ClassInfo, attr: str | None = None) -> list[SelfAccess]:
