@@ -4,6 +4,7 @@ needed at all; phase two gets the LibCST node of each candidate's ast anchor."""
 from __future__ import annotations
 
 import ast
+import importlib.util
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,6 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 from trainlint import anchor, engine
 from trainlint.rule import Rule
 
-from test_speed_equivalence import torch_sample
 
 
 @dataclass(frozen=True)
@@ -106,6 +106,16 @@ def test_positions_are_resolved_only_for_statements_with_anchors(monkeypatch):
     assert resolved == [1]  # the one statement holding a candidate, alone
 
 
+def torch_files(count: int) -> list[Path]:
+    """A fixed sample of torch's own layers and optimizers (located, not imported)."""
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("torch is not installed")
+    root = Path(list(spec.submodule_search_locations)[0])
+    pool = sorted([*(root / "nn" / "modules").glob("*.py"), *(root / "optim").glob("*.py")])
+    return [p for p in pool if 500 < p.stat().st_size <= 25_000][:count]
+
+
 ANCHOR_TYPES = (ast.Call, ast.Attribute, ast.Name, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Assign)
 
 
@@ -113,7 +123,7 @@ def _char_column(lines: list[str], line: int, offset: int) -> int:
     return len(lines[line - 1].encode()[:offset].decode())
 
 
-@pytest.mark.parametrize("path", torch_sample(count=12), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", torch_files(12), ids=lambda p: p.name)
 def test_anchors_agree_with_whole_module_positions(path: Path):
     """Differential: for every anchor-able ast node of real files, the node found one
     statement at a time has the type and the whole-module position of the ast node."""
