@@ -256,9 +256,9 @@ def breakdown(
             rules_t[rule.code] += clock() - t
         return descend
 
-    def run_rules(module, rules):
+    def run_rules(module, rules, *phase_one):
         reached.update(r.code for r in rules)
-        return saved["run_rules"](module, rules)
+        return saved["run_rules"](module, rules, *phase_one)
 
     engine.parse = timed("parse (LibCST)", saved["parse"])
     engine.check_syntax = timed("syntax check, prefiltered-out files (ast)", saved["check_syntax"])

@@ -55,26 +55,24 @@ constructor along a path it cannot see:
   parent initialisation there). `self._init(...)` defined in the class is looked into;
 - a constructor that only raises, or whose body is `...` (an abstract stub), a
   decorated `__init__`, and a class that defines `__new__`.
-A class is recognised as a `nn.Module` by its bases in the same file (see
-`is_nn_module`), so subclasses of third-party modules are not checked.
+A class is recognised as a `nn.Module` by its bases in the same file: `torch.nn`
+classes, Lightning's `LightningModule` and transformers' `PreTrainedModel`, directly or
+through classes of the file; subclasses of other third-party modules are not checked.
 """
 
 from __future__ import annotations
 
-import ast
 import re
-from functools import cached_property
+from dataclasses import dataclass
 
 import libcst as cst
 
-from trainlint import screen as sc
 from trainlint.rule import Applicability, Invalid, Rule, Valid
-from trainlint.rules._analysis import Visitor, base_names, is_nn_module, local_classes, methods
-from trainlint.rules._screens import nn_module_classes
-from trainlint.traverse import walk
+from trainlint.semantic import ClassInfo, SemanticModel, is_stub, receiver
+from trainlint.semantic import vocabulary as vocab
+from trainlint.semantic.imports import dotted_name
 
 INIT = "__init__"
-NN_MODULE = {"torch.nn.Module", "torch.nn.modules.module.Module"}
 # Calls that receive `self` without being able to run `Module.__init__` on it.
 HARMLESS_SELF_CALLS = {
     "super", "setattr", "getattr", "hasattr", "delattr", "isinstance", "issubclass", "print",
@@ -84,84 +82,11 @@ HARMLESS_SELF_CALLS = {
 _INIT_SLIP = re.compile(r"_*[int]{2,6}_*")
 
 
-def _is_super_call(node: cst.BaseExpression) -> bool:
-    return isinstance(node, cst.Call) and isinstance(node.func, cst.Name) and node.func.value == "super"
-
-
-class _InitEvidence(Visitor):
-    """Anything in a constructor that may run (or reach) the parent's `__init__`."""
-
-    def __init__(self, self_name: str | None) -> None:
-        self.self_name = self_name
-        self.found = False
-        self.self_methods: set[str] = set()
-
-    def visit_Attribute(self, node: cst.Attribute) -> None:
-        attr = node.attr.value
-        if attr == INIT:
-            self.found = True
-        elif _is_super_call(node.value) and _INIT_SLIP.fullmatch(attr):
-            self.found = True  # `super().init()`: TL007
-
-    def visit_Call(self, node: cst.Call) -> None:
-        if self.self_name is None:
-            return
-        func = node.func
-        if (
-            isinstance(func, cst.Attribute)
-            and isinstance(func.value, cst.Name)
-            and func.value.value == self.self_name
-        ):
-            self.self_methods.add(func.attr.value)
-        callee = func.value if isinstance(func, cst.Name) else (
-            func.attr.value if isinstance(func, cst.Attribute) else None
-        )
-        if callee in HARMLESS_SELF_CALLS:
-            return
-        for arg in node.args:
-            if isinstance(arg.value, cst.Name) and arg.value.value == self.self_name:
-                self.found = True
-
-
-def _self_name(func: cst.FunctionDef) -> str | None:
-    params = [*func.params.posonly_params, *func.params.params]
-    return params[0].name.value if params else None
-
-
-def _evidence(func: cst.FunctionDef) -> _InitEvidence:
-    finder = _InitEvidence(_self_name(func))
-    walk(func.body, finder)
-    return finder
-
-
-def _is_stub(func: cst.FunctionDef) -> bool:
-    """A body of `...` or `raise` statements (and docstrings), nothing else."""
-    body = func.body
-    stmts = list(body.body) if isinstance(body, cst.IndentedBlock) else [cst.SimpleStatementLine(body.body)]
-    stub = False
-    for stmt in stmts:
-        if not isinstance(stmt, cst.SimpleStatementLine):
-            return False
-        for small in stmt.body:
-            if isinstance(small, cst.Raise) or (
-                isinstance(small, cst.Expr) and isinstance(small.value, cst.Ellipsis)
-            ):
-                stub = True
-            elif not (
-                isinstance(small, cst.Expr)
-                and isinstance(small.value, (cst.SimpleString, cst.ConcatenatedString))
-            ):
-                return False
-    return stub
-
-
-def _is_docstring(stmt: cst.BaseStatement) -> bool:
-    return (
-        isinstance(stmt, cst.SimpleStatementLine)
-        and len(stmt.body) == 1
-        and isinstance(stmt.body[0], cst.Expr)
-        and isinstance(stmt.body[0].value, (cst.SimpleString, cst.ConcatenatedString))
-    )
+@dataclass(frozen=True)
+class _Missing:
+    anchor: object  # the constructor's `def`
+    cls: str
+    fixable: bool  # the first base is `nn.Module`, whose constructor takes no arguments
 
 
 class SuperInitMissing(Rule):
@@ -430,92 +355,28 @@ class SuperInitMissing(Rule):
         return "__init__" in text and ("nn" in text or "Module" in text)
 
     @classmethod
-    def screen(cls, index) -> bool:
-        """The rule's own analysis, loosened, on the ast: some `nn.Module` class has an
-        undecorated, non-stub `__init__` and no `__new__`, and neither that constructor nor
-        the methods of the class it calls on `self` surely reach the parent's (see
-        `_Screen`)."""
-        modules = nn_module_classes(index)
-        if not modules:
-            return False
-        screen = _Screen(index)
-        return any(screen.may_report(c) for c in modules)
-
-    def visit_ClassDef(self, node: cst.ClassDef) -> None:
-        own = methods(node)
-        init = own.get(INIT)
-        if init is None or init.decorators or "__new__" in own or _is_stub(init):
-            return
-        ctx = self.context
-        if not is_nn_module(node, ctx.imports, ctx.module):
-            return
-        if self._may_initialise(node, init, own):
-            return
-        cls_name = node.name.value
-        self.report(
-            init.name,
-            self.message.format(cls=cls_name),
-            fix=self._fix(node, init),
-            help="call `super().__init__(...)` first in `__init__`, before assigning attributes",
-            data={"class": cls_name},
-        )
-
-    # ----------------------------------------------------------------- analysis
-
-    def _may_initialise(self, cls: cst.ClassDef, init: cst.FunctionDef, own) -> bool:
-        """Whether the constructor may reach the parent's `__init__` (conservatively)."""
-        local = local_classes(self.context.module)
-        chain = self._local_chain(cls, local)
-        known: dict[str, cst.FunctionDef] = {}
-        for klass in reversed(chain):  # nearer classes override farther ones
-            known.update(methods(klass))
-        external_bases = any(
-            b not in local and not b.startswith("torch.")
-            for klass in chain
-            for b in base_names(klass, self.context.imports)
-        )
-        seen: set[str] = set()
-        todo = [init]
-        while todo:
-            func = todo.pop()
-            evidence = _evidence(func)
-            if evidence.found:
-                return True
-            for name in evidence.self_methods:
-                if name in seen:
-                    continue
-                seen.add(name)
-                if name in known:
-                    todo.append(known[name])
-                elif external_bases and "init" in name.lower():
-                    return True
-        return False
-
-    def _local_chain(self, cls: cst.ClassDef, local: dict[str, cst.ClassDef]) -> list[cst.ClassDef]:
-        """cls and its ancestors defined in this module, nearest first."""
-        out = [cls]
-        names = {cls.name.value}
-        i = 0
-        while i < len(out):
-            for base in base_names(out[i], self.context.imports):
-                if base in local and base not in names:
-                    names.add(base)
-                    out.append(local[base])
-            i += 1
+    def candidates(cls, model: SemanticModel) -> list[_Missing]:
+        out = []
+        for klass in model.classes:
+            own = klass.methods
+            init = own.get(INIT)
+            if init is None or init.decorator_list or "__new__" in own or is_stub(init):
+                continue
+            if not model.is_module(klass) or _may_initialise(model, klass, init):
+                continue
+            out.append(_Missing(init, klass.name, _fixable(model, klass, init)))
         return out
 
-    # ----------------------------------------------------------------------- fix
+    def check(self, candidate: _Missing, node: cst.FunctionDef) -> None:
+        self.report(
+            node.name,
+            self.message.format(cls=candidate.cls),
+            fix=self._fix(node) if candidate.fixable else None,
+            help="call `super().__init__(...)` first in `__init__`, before assigning attributes",
+            data={"class": candidate.cls},
+        )
 
-    def _fix(self, cls: cst.ClassDef, init: cst.FunctionDef):
-        bases = [a for a in cls.bases if a.keyword is None]
-        if not bases:
-            return None
-        first = self.context.qualname(bases[0].value)
-        written = self.context.code(bases[0].value)
-        if first not in NN_MODULE and not (first is None and written in ("nn.Module", "Module")):
-            return None
-        if _self_name(init) is None:
-            return None
+    def _fix(self, init: cst.FunctionDef):
         call = cst.parse_statement("super().__init__()\n")
         body = init.body
         message = "Call `super().__init__()` first in `__init__`"
@@ -532,109 +393,57 @@ class SuperInitMissing(Rule):
         return self.make_fix(message, (target, cst.FlattenSentinel([call, target])))
 
 
-# ---------------------------------------------------------------------------- screen
-
-
-class _Screen:
-    """`SuperInitMissing`'s analysis on CPython's ast, answering yes wherever the rule may
-    report: it takes the same bail-outs, but follows only the class's own methods (a
-    nearer class always wins in the rule's lookup) and trusts an inherited init-like hook
-    only when the class itself has a base surely from outside torch and this file."""
-
-    def __init__(self, index) -> None:
-        self.index = index
-
-    @cached_property
-    def top(self) -> list[ast.ClassDef]:
-        """The top-level classes (the rule's `local_classes`)."""
-        return [s for s in self.index.tree.body if isinstance(s, ast.ClassDef)]
-
-    def may_report(self, klass: ast.ClassDef) -> bool:
-        own = {s.name: s for s in klass.body if isinstance(s, sc.FUNCTIONS)}
-        init = own.get(INIT)
-        if init is None or init.decorator_list or "__new__" in own or _ast_is_stub(init):
-            return False
-        seen: set[str] = set()
-        inherited: set[str] = set()
-        todo = [init]
-        while todo:
-            found, called = _ast_evidence(todo.pop())
-            if found:
-                return False
-            for name in called - seen:
-                seen.add(name)
-                if name in own:
-                    todo.append(own[name])
-                else:
-                    inherited.add(name)
-        hooks = {n for n in inherited if "init" in n.lower()}
-        return not (hooks and self._outside_file(hooks) and self._external_base(klass))
-
-    def _outside_file(self, names: set[str]) -> bool:
-        """Whether some name is a method of no top-level class (so no local ancestor of
-        the rule's chain defines it)."""
-        local = {s.name for c in self.top for s in c.body if isinstance(s, sc.FUNCTIONS)}
-        return not names <= local
-
-    def _external_base(self, klass: ast.ClassDef) -> bool:
-        """Whether a base of the class is, however the rule resolves it, neither a
-        top-level class of the file nor a `torch.` name."""
-        local = {c.name for c in self.top}
-        for base in klass.bases:
-            dotted = sc.dotted_name(base)
-            if dotted is None:
-                continue
-            names = {dotted, *self.index.qualnames(base)}
-            if not any(n in local or n.startswith("torch.") for n in names):
-                return True
-        return False
-
-
-def _ast_is_stub(func: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
-    """`_is_stub` on the ast: `...` or `raise` statements, and string constants."""
-    stub = False
-    for stmt in func.body:
-        value = stmt.value if isinstance(stmt, ast.Expr) else None
-        if isinstance(stmt, ast.Raise) or (
-            isinstance(value, ast.Constant) and value.value is Ellipsis
+def _may_initialise(model: SemanticModel, cls: ClassInfo, init) -> bool:
+    """Whether the constructor may reach the parent's `__init__` (conservatively): it, or
+    a method of the class or a local base it calls on `self`, mentions an `__init__`,
+    misspells a `super()` one, or passes `self` to a call; or, with a base from outside
+    torch and this file, it calls an inherited init-like method."""
+    chain = model.chain(cls)
+    known = {}
+    for klass in reversed(chain):  # nearer classes override farther ones
+        known.update(klass.methods)
+    local = model.top_level_classes
+    external_bases = any(
+        b not in local and not b.startswith("torch.")
+        for klass in chain
+        for b in model.base_names(klass)
+    )
+    seen: set[str] = set()
+    todo = [init]
+    while todo:
+        func = todo.pop()
+        scope = model.scope_of(func)
+        if INIT in model.attribute_names_in(scope) or any(
+            _INIT_SLIP.fullmatch(attr) for attr in model.super_attributes_in(scope)
         ):
-            stub = True
-        elif not (isinstance(value, ast.Constant) and type(value.value) in (str, bytes)):
-            return False
-    return stub
+            return True
+        me = receiver(func)
+        if me is None:
+            continue
+        calls = list(model.calls_in(scope))
+        if any(c.callee not in HARMLESS_SELF_CALLS and c.passes(me) for c in calls):
+            return True
+        for name in {c.callee for c in calls if c.receiver == me} - seen:
+            seen.add(name)
+            if name in known:
+                todo.append(known[name])
+            elif external_bases and "init" in name.lower():
+                return True
+    return False
 
 
-def _ast_evidence(func: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[bool, set[str]]:
-    """`_InitEvidence` on the ast: whether the body surely has evidence the rule sees,
-    and the methods it calls on its first parameter."""
-    params = [*func.args.posonlyargs, *func.args.args]
-    me = params[0].arg if params else None
-    called: set[str] = set()
-    for stmt in func.body:
-        for node in sc.walk(stmt):
-            if isinstance(node, ast.Attribute):
-                if node.attr == INIT or (
-                    _ast_is_super_call(node.value) and _INIT_SLIP.fullmatch(node.attr)
-                ):
-                    return True, called
-            elif me is not None and isinstance(node, ast.Call):
-                callee = node.func
-                if isinstance(callee, ast.Attribute) and _is_name(callee.value, me):
-                    called.add(callee.attr)
-                name = callee.id if isinstance(callee, ast.Name) else (
-                    callee.attr if isinstance(callee, ast.Attribute) else None
-                )
-                if name in HARMLESS_SELF_CALLS:
-                    continue
-                args = [a.value if isinstance(a, ast.Starred) else a for a in node.args]
-                if any(_is_name(a, me) for a in [*args, *(k.value for k in node.keywords)]):
-                    return True, called
-    return False, called
+def _fixable(model: SemanticModel, cls: ClassInfo, init) -> bool:
+    bases = cls.node.bases
+    if not bases or receiver(init) is None:
+        return False
+    first = model.imports.qualname(bases[0])
+    return first in vocab.MODULE or (first is None and dotted_name(bases[0]) in vocab.MODULE_AS_WRITTEN)
 
 
-def _ast_is_super_call(node: ast.expr) -> bool:
-    return isinstance(node, ast.Call) and _is_name(node.func, "super")
-
-
-def _is_name(node: ast.expr, name: str) -> bool:
-    return isinstance(node, ast.Name) and node.id == name
+def _is_docstring(stmt: cst.BaseStatement) -> bool:
+    return (
+        isinstance(stmt, cst.SimpleStatementLine)
+        and len(stmt.body) == 1
+        and isinstance(stmt.body[0], cst.Expr)
+        and isinstance(stmt.body[0].value, (cst.SimpleString, cst.ConcatenatedString))
+    )

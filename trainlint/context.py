@@ -8,6 +8,7 @@ from typing import TypeVar
 import libcst as cst
 
 from trainlint.imports import ImportTable
+from trainlint.semantic import SemanticModel
 
 N = TypeVar("N", bound=cst.CSTNode)
 
@@ -16,6 +17,8 @@ N = TypeVar("N", bound=cst.CSTNode)
 class Context:
     module: cst.Module
     imports: ImportTable
+    # The file's semantic model, where phase one built one (two-phase rules).
+    model: SemanticModel | None = None
     # Ancestors of the node being visited, outermost first; maintained by the engine.
     stack: list[cst.CSTNode] = field(default_factory=list)
 

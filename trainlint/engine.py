@@ -17,11 +17,13 @@ from typing import Callable, Sequence
 import libcst as cst
 from libcst.metadata import CodePosition, CodeRange, MetadataWrapper, PositionProvider
 
+from trainlint.anchor import Anchors
 from trainlint.context import Context
 from trainlint.diagnostic import Diagnostic, Edit, internal
 from trainlint.imports import ImportTable
 from trainlint.rule import Fix, Report, Rule
 from trainlint.screen import AstIndex
+from trainlint.semantic import SemanticModel
 from trainlint.suppress import UNUSED_SUPPRESSION, Suppressions
 from trainlint.traverse import walk
 
@@ -185,7 +187,9 @@ class LintResult:
     module: cst.Module | None = None
     source: Source | None = None
     # Why a readable file was not parsed with LibCST: "prefilter" (no rule's text
-    # condition matched) or "screen" (no rule passed its ast screen); for statistics.
+    # condition matched), "screen" (no visitor rule passed its ast screen, and no
+    # two-phase rule had a candidate) or "candidates" (only two-phase rules were left, and
+    # none had a candidate); for statistics.
     skipped_by: str | None = None
 
 
@@ -196,30 +200,97 @@ class LintResult:
 PREFILTER = True
 
 
-def select_rules(source: Source, rules: Sequence[type[Rule]]) -> tuple[list[type[Rule]], str | None]:
+@dataclass
+class PhaseOne:
+    """What the semantic model told before LibCST: the candidates of each two-phase rule."""
+
+    tree: ast.Module
+    text: str
+    model: SemanticModel
+    candidates: dict[type[Rule], list] = dataclasses.field(default_factory=dict)
+
+
+@dataclass
+class Selection:
+    """The rules to run on the file's LibCST tree, and phase one's results."""
+
+    rules: list[type[Rule]]
+    phase_one: PhaseOne | None = None
+    failures: list[str] = dataclasses.field(default_factory=list)  # rules whose phase one failed
+
+
+def two_phase(rule: type[Rule]) -> bool:
+    """A rule with `candidates(model)` and `check(candidate, node)` instead of visitors."""
+    return hasattr(rule, "candidates")
+
+
+def select_rules(source: Source, rules: Sequence[type[Rule]]) -> tuple[Selection, str | None]:
     """The rules that may report on the file, and what ruled the others out.
 
     1. the text prefilter (`Rule.may_apply`); with no rule left, CPython's syntax check;
     2. CPython's `ast` of the file, which is also its syntax and nesting check (the same
-       verdicts as `check_syntax` and `guard_nesting`); code that CPython cannot parse but
-       LibCST may (newer syntax) skips the screen;
-    3. the structural screen (`Rule.screen`) on an `AstIndex` of that tree.
+       verdicts as `check_syntax` and `guard_nesting`);
+    3. phase one of the two-phase rules (`candidates` on the file's semantic model): a rule
+       with no candidate cannot report;
+    4. the structural screen (`Rule.screen`) of the visitor rules, on an `AstIndex`.
+
+    A file that CPython cannot parse but LibCST may (newer syntax than the interpreter)
+    has no semantic model: its visitor rules run unscreened, and its two-phase rules do
+    not run (they report nothing there; see `unmodelled`).
 
     Raises SourceError for a file that must become a TL000.
     """
     if not PREFILTER and rules:
         guard_nesting(source)
-        return list(rules), None
+        checked = [r for r in rules if two_phase(r)]
+        tree = syntax_tree(source) if checked else None
+        if tree is None:
+            return Selection(unmodelled(rules)), None
+        return _phase_one(list(rules), tree, source.text), None
     text = source.text
     runnable = [r for r in rules if r.may_apply(text)]
     if not runnable:
         check_syntax(source)
-        return [], "prefilter"
+        return Selection([]), "prefilter"
     tree = syntax_tree(source)
     if tree is None:
-        return runnable, None
-    remaining = screen(runnable, AstIndex(tree, text))
-    return remaining, None if remaining else "screen"
+        return Selection(unmodelled(runnable)), None
+    selection = _phase_one(runnable, tree, text)
+    visitors = [r for r in selection.rules if not two_phase(r)]
+    if visitors:
+        kept = set(screen(visitors, AstIndex(tree, text)))
+        selection.rules = [r for r in selection.rules if two_phase(r) or r in kept]
+    if selection.rules or selection.failures:
+        return selection, None
+    return selection, "screen" if visitors else "candidates"
+
+
+def unmodelled(rules: Sequence[type[Rule]]) -> list[type[Rule]]:
+    """The rules that run on a file without a semantic model (CPython cannot parse it)."""
+    return [r for r in rules if not two_phase(r)]
+
+
+def _phase_one(rules: list[type[Rule]], tree: ast.Module, text: str) -> Selection:
+    phase_one = PhaseOne(tree, text, SemanticModel(tree))
+    selection = Selection([], phase_one)
+    for rule in rules:
+        if two_phase(rule):
+            try:
+                found = list(rule.candidates(phase_one.model))
+            except RecursionError:
+                raise  # deep code, not a rule bug: lint() retries with a deeper stack
+            except Exception as exc:  # a rule bug must not stop the other rules
+                selection.failures.append(_failure(rule, exc))
+                continue
+            if not found:
+                continue
+            phase_one.candidates[rule] = found
+        selection.rules.append(rule)
+    return selection
+
+
+def _failure(rule: type[Rule] | Rule, exc: Exception) -> str:
+    return f"internal error in rule {rule.code} ({type(exc).__name__}: {exc}); please report it"
 
 
 def syntax_tree(source: Source) -> ast.Module | None:
@@ -321,13 +392,15 @@ def _lint(
 ) -> LintResult:
     try:
         source = decode(data)
-        runnable, skipped_by = select_rules(source, rules)
-        if not runnable:
+        selection, skipped_by = select_rules(source, rules)
+        if not selection.rules and not selection.failures:
             return LintResult([], source=source, skipped_by=skipped_by)
         module = parse(source)
     except SourceError as exc:
         return LintResult([internal(path, exc.message, exc.row, exc.column)])
-    reports, failures = run_rules(module, runnable)
+    runnable = selection.rules
+    reports, failures = run_rules(module, runnable, selection.phase_one)
+    failures = selection.failures + failures
     diagnostics = [internal(path, msg) for msg in failures]
     suppressions = Suppressions(source.text)
     if reports:
@@ -340,13 +413,60 @@ def _lint(
     return LintResult(diagnostics, True, module, source)
 
 
-def run_rules(module: cst.Module, rules: Sequence[type[Rule]]) -> tuple[list[Report], list[str]]:
-    context = Context(module, ImportTable.of_module(module))
-    instances = [rule(context) for rule in rules]
-    dispatcher = _Dispatcher(instances, context.stack)
-    walk(module, dispatcher)  # a RecursionError (in a rule) goes up to lint(), which retries deeper
-    reports = [r for rule in instances if rule not in dispatcher.failed for r in rule.reports]
-    return reports, dispatcher.failures
+def run_rules(
+    module: cst.Module, rules: Sequence[type[Rule]], phase_one: PhaseOne | None = None
+) -> tuple[list[Report], list[str]]:
+    """The reports of the rules on the module: the visitor rules in one traversal, then
+    each two-phase rule's `check` on the LibCST node of each of its candidates. Without
+    `phase_one`, phase one is run here (on the module's code)."""
+    checked = [r for r in rules if two_phase(r)]
+    failures: list[str] = []
+    if checked and phase_one is None:
+        code = module.code
+        try:
+            tree = _cpython_ast(code)
+        except SyntaxError:  # newer syntax than the interpreter: no model (see select_rules)
+            tree = None
+        if tree is not None:
+            selection = _phase_one(checked, tree, code)
+            phase_one, failures = selection.phase_one, selection.failures
+    context = Context(module, ImportTable.of_module(module), model=phase_one and phase_one.model)
+    instances = [rule(context) for rule in rules if not two_phase(rule)]
+    reports: list[Report] = []
+    if instances:
+        dispatcher = _Dispatcher(instances, context.stack)
+        walk(module, dispatcher)  # a RecursionError (in a rule) goes up to lint(), which retries deeper
+        reports += [r for rule in instances if rule not in dispatcher.failed for r in rule.reports]
+        failures += dispatcher.failures
+    if phase_one is not None and phase_one.candidates:
+        reports += _check(context, phase_one, checked, failures)
+    return reports, failures
+
+
+def _check(
+    context: Context, phase_one: PhaseOne, rules: list[type[Rule]], failures: list[str]
+) -> list[Report]:
+    """Phase two: each rule's `check(candidate, node)`, `node` being the LibCST node of
+    the candidate's `anchor` (an ast node); the stack holds the module and the top-level
+    statement, as a visitor rule would see them at that point."""
+    anchors = Anchors(context.module, phase_one.tree, phase_one.text)
+    reports: list[Report] = []
+    for rule_class in rules:
+        rule = rule_class(context)
+        try:
+            for candidate in phase_one.candidates.get(rule_class, ()):
+                node, top = anchors.find(candidate.anchor)
+                context.stack[:] = [context.module] + ([top] if top is not None else [])
+                rule.check(candidate, node)
+        except RecursionError:
+            raise
+        except Exception as exc:  # a rule bug must not stop the other rules
+            failures.append(_failure(rule, exc))
+            continue
+        finally:
+            context.stack.clear()
+        reports += rule.reports
+    return reports
 
 
 class _Dispatcher(cst.CSTVisitor):
@@ -382,10 +502,7 @@ class _Dispatcher(cst.CSTVisitor):
                 raise  # deep code, not a rule bug: lint() retries with a deeper stack
             except Exception as exc:  # a rule bug must not stop the other rules
                 self.failed.add(rule)
-                self.failures.append(
-                    f"internal error in rule {rule.code} ({type(exc).__name__}: {exc}); "
-                    "please report it"
-                )
+                self.failures.append(_failure(rule, exc))
                 self._build()
         return descend
 

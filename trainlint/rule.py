@@ -81,8 +81,11 @@ class Rule:
     """Base class of every rule.
 
     A rule visits the shared tree through `visit_<Node>` / `leave_<Node>` methods, exactly
-    like a `libcst.CSTVisitor`, and calls `self.report(...)`. It knows nothing about files,
-    configuration or output.
+    like a `libcst.CSTVisitor`, and calls `self.report(...)`. A two-phase rule instead
+    defines the classmethod `candidates(model)` (on the file's `trainlint.semantic` model;
+    each candidate has an `anchor`, an ast node) and `check(candidate, node)`, which gets the
+    LibCST node of the anchor and reports; a file where no rule has a candidate is never
+    parsed with LibCST. A rule knows nothing about files, configuration or output.
     """
 
     code: ClassVar[str]
