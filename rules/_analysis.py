@@ -250,13 +250,6 @@ def attribute_writes(cls: cst.ClassDef) -> dict[str, list[AttributeWrite]]:
     the method; classes nested in a method are. Only statements can assign, so only the
     statements are walked, in source order.
     """
-    try:
-        return _attribute_writes(cls)
-    except TypeError:  # a compound statement this LibCST has and _suites does not know
-        return _attribute_writes_by_visitor(cls)
-
-
-def _attribute_writes(cls: cst.ClassDef) -> dict[str, list[AttributeWrite]]:
     out: dict[str, list[AttributeWrite]] = {}
     for name, func in methods(cls).items():
         for small in _small_statements(func.body, name):
@@ -277,7 +270,7 @@ def _attribute_writes(cls: cst.ClassDef) -> dict[str, list[AttributeWrite]]:
 
 def _small_statements(suite: cst.CSTNode, method: str) -> Iterator[cst.BaseSmallStatement]:
     """The small statements under a suite, in source order, entering compound statements,
-    classes and functions named `method` (as `_AttrWrites` walks)."""
+    classes and functions named `method`."""
     if isinstance(suite, (cst.SimpleStatementSuite, cst.SimpleStatementLine)):
         yield from suite.body
         return
@@ -312,40 +305,6 @@ def _suites(stmt: cst.CSTNode) -> Iterator[cst.BaseSuite]:
             yield case.body
     else:
         raise TypeError(f"unexpected compound statement {type(stmt).__name__}")
-
-
-def _attribute_writes_by_visitor(cls: cst.ClassDef) -> dict[str, list[AttributeWrite]]:
-    """The plain implementation of `attribute_writes` (a full walk), for the tests."""
-    out: dict[str, list[AttributeWrite]] = {}
-    for name, func in methods(cls).items():
-        collector = _AttrWrites(name)
-        walk(func, collector)
-        for write in collector.writes:
-            out.setdefault(write.target.attr.value, []).append(write)
-    return out
-
-
-class _AttrWrites(Visitor):
-    def __init__(self, method: str) -> None:
-        self.method = method
-        self.writes: list[AttributeWrite] = []
-
-    def visit_Assign(self, node: cst.Assign) -> None:
-        for target in node.targets:
-            for t in _flatten_targets(target.target):
-                if self_attribute(t):
-                    self.writes.append(AttributeWrite(self.method, node, t, node.value, False))
-
-    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
-        if self_attribute(node.target):
-            self.writes.append(AttributeWrite(self.method, node, node.target, node.value, False))
-
-    def visit_AugAssign(self, node: cst.AugAssign) -> None:
-        if self_attribute(node.target):
-            self.writes.append(AttributeWrite(self.method, node, node.target, node.value, True))
-
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-        return node.name.value == self.method  # nested functions have their own `self`
 
 
 def _flatten_targets(node: cst.BaseExpression) -> Iterator[cst.BaseExpression]:
