@@ -414,9 +414,7 @@ def _locate(
     wanted = [(report.node, report.near) for report in reports]
     if want_edits:
         wanted += [(old, r.near) for r in reports if r.fix is not None for old, _ in r.fix.edits]
-    layout.find(wanted)
-    units = {id(r.fix): layout.units(r.fix) for r in reports if want_edits and r.fix is not None}
-    layout.measure([report.node for report in reports], [u for us in units.values() if us for u in us])
+    layout.measure(wanted)
     out = []
     for report in reports:
         span = layout.position(report.node)
@@ -434,7 +432,7 @@ def _locate(
             data=report.data,
         )
         if want_edits and report.fix is not None:
-            diagnostic.edits = layout.edits(report.fix, units[id(report.fix)])
+            diagnostic.edits = layout.edits(report.fix)
         out.append(diagnostic)
     return out
 
@@ -487,9 +485,8 @@ class _TargetNesting(cst.CSTVisitor):
 def fix_edits(module: cst.Module, fix: Fix) -> list[Edit]:
     """The fix as text edits on the original code (for JSON and SARIF output)."""
     layout = Layout(module)
-    units = layout.units(fix)
-    layout.measure([], units or ())
-    return layout.edits(fix, units)
+    layout.measure([(old, None) for old, _ in fix.edits])
+    return layout.edits(fix)
 
 
 @dataclass

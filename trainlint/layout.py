@@ -11,14 +11,10 @@ and fixing cost what the reports touch, not the module.
 
 from __future__ import annotations
 
-import bisect
-import dataclasses
 import inspect
 import re
-from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import accumulate
-from typing import Iterable, Iterator
 
 import libcst as cst
 from libcst._nodes.internal import CodegenState
@@ -28,23 +24,7 @@ from trainlint.diagnostic import Edit
 from trainlint.rule import Fix
 
 _NEWLINE = re.compile(r"\r\n?|\n")  # PositionProvider's line breaks
-_FIELDS: dict[type, tuple[str, ...]] = {}
 _NEEDS_PARENT: dict[type, bool] = {}
-
-
-def _cst_children(node: cst.CSTNode) -> list[cst.CSTNode]:
-    """Every child node (whitespace and comments included), without a visitor."""
-    names = _FIELDS.get(type(node))
-    if names is None:
-        names = _FIELDS[type(node)] = tuple(f.name for f in dataclasses.fields(node))
-    out: list[cst.CSTNode] = []
-    for name in names:
-        value = getattr(node, name)
-        if isinstance(value, cst.CSTNode):
-            out.append(value)
-        elif isinstance(value, (list, tuple)):
-            out.extend(v for v in value if isinstance(v, cst.CSTNode))
-    return out
 
 
 def _needs_parent(kind: type) -> bool:
@@ -67,7 +47,18 @@ class _Span:
 
 
 @dataclass
-class Unit:
+class _Found:
+    """A wanted node: its part, the nodes from the part's top node down to it, and its
+    `PositionProvider` range as offsets in the part's code."""
+
+    part: int
+    path: list[cst.CSTNode]
+    start: int
+    end: int
+
+
+@dataclass
+class _Unit:
     """A node that a fix regenerates: a replaced node, or the nearest ancestor whose code
     does not depend on its own parent."""
 
@@ -76,41 +67,66 @@ class Unit:
     below: set[int]  # ids of the nodes from it down to the replaced ones
 
 
+class _Syntactic:
+    """`record_syntactic_position` of `_Recorder` (a plain context manager: it is entered
+    for most nodes, and a generator-based one costs several times more)."""
+
+    __slots__ = ("state", "node", "start_node", "end_node", "start")
+
+    def __init__(self, state: _Recorder, node, start_node, end_node) -> None:
+        self.state, self.node, self.start_node, self.end_node = state, node, start_node, end_node
+
+    def __enter__(self) -> None:
+        self.start = len(self.state.tokens)
+
+    def __exit__(self, *exc) -> None:
+        ranges = self.state.ranges
+        start = self.start if self.start_node is None else ranges[self.start_node][0]
+        end = len(self.state.tokens) if self.end_node is None else ranges[self.end_node][1]
+        ranges[self.node] = (start, end)
+
+
 class _Recorder(CodegenState):
     """A part's codegen that notes, as token counts, where every node starts and ends
-    (`PositionProvider`'s syntactic ranges, whose line and column are computed only for
-    the nodes asked for) and, for the wanted units, their whole span and indentation."""
+    (`PositionProvider`'s syntactic ranges), the path down to each wanted node, and the
+    whole span and indentation of every node on those paths."""
 
-    def __init__(self, module: cst.Module, units: set[int]) -> None:
+    def __init__(self, module: cst.Module, wanted: set[int]) -> None:
         super().__init__(module.default_indent, module.default_newline)
-        self.units = units
+        self.wanted = wanted
         self.ranges: dict[cst.CSTNode, tuple[int, int]] = {}
+        self.paths: dict[int, list[cst.CSTNode]] = {}
         self.spans: dict[int, tuple[int, int, tuple[str, ...]]] = {}
-        self._open: list[int] = []
+        self._stack: list[cst.CSTNode] = []
+        self._open: list[tuple[int, tuple[str, ...]]] = []  # start and indentation
+        self._on_path: set[int] = set()
+        self._indent: tuple[str, ...] = ()
+
+    def increase_indent(self, value: str) -> None:
+        self.indent_tokens.append(value)
+        self._indent = tuple(self.indent_tokens)
+
+    def decrease_indent(self) -> None:
+        self.indent_tokens.pop()
+        self._indent = tuple(self.indent_tokens)
 
     def before_codegen(self, node: cst.CSTNode) -> None:
-        self._open.append(len(self.tokens))
+        self._stack.append(node)
+        self._open.append((len(self.tokens), self._indent))
+        if id(node) in self.wanted:
+            self.paths[id(node)] = list(self._stack)
+            self._on_path.update(map(id, self._stack))
 
     def after_codegen(self, node: cst.CSTNode) -> None:
-        start, end = self._open.pop(), len(self.tokens)
+        self._stack.pop()
+        start, indent = self._open.pop()
+        end = len(self.tokens)
         self.ranges.setdefault(node, (start, end))  # a syntactic range may be there already
-        if id(node) in self.units:
-            self.spans[id(node)] = (start, end, tuple(self.indent_tokens))
+        if id(node) in self._on_path:
+            self.spans[id(node)] = (start, end, indent)
 
-    @contextmanager
-    def record_syntactic_position(
-        self, node: cst.CSTNode, *, start_node: cst.CSTNode | None = None, end_node: cst.CSTNode | None = None
-    ) -> Iterator[None]:
-        start = len(self.tokens)
-        try:
-            yield
-        finally:
-            end = len(self.tokens)
-            if start_node is not None:
-                start = self.ranges[start_node][0]
-            if end_node is not None:
-                end = self.ranges[end_node][1]
-            self.ranges[node] = (start, end)
+    def record_syntactic_position(self, node, *, start_node=None, end_node=None) -> _Syntactic:
+        return _Syntactic(self, node, start_node, end_node)
 
 
 class Layout:
@@ -119,125 +135,126 @@ class Layout:
     def __init__(self, module: cst.Module) -> None:
         self.module = module
         self.nodes = (*module.header, *module.body, *module.footer)
-        self._parts: list[str] | None = None
-        self._rows: list[int] = []  # "\n" before each part
-        self._position_rows: list[int] = []  # PositionProvider's lines before each part
-        self._where: dict[int, tuple[int, list[cst.CSTNode]]] = {}  # see _find
-        self._absent: set[int] = set()  # looked for, in no part
-        self._ranges: dict[int, CodeRange] = {}
+        self._code: dict[int, str] = {}  # the code of the parts generated so far
+        self._rows: list[int] | None = None  # "\n" before each part
+        self._position_rows: list[int] = []  # PositionProvider's line breaks before each part
+        self._found: dict[int, _Found] = {}
         self._spans: dict[int, _Span] = {}
+        self._elsewhere: dict[int, CodeRange] = {}  # wanted nodes in no part (the module)
 
     # -- the code, part by part
 
-    @property
-    def parts(self) -> list[str]:
-        if self._parts is None:
-            code_for = self.module.code_for_node
-            self._parts = [code_for(n) for n in self.nodes]
-            self._rows = [0, *accumulate(part.count("\n") for part in self._parts)]
-            self._position_rows = [0, *accumulate(len(_NEWLINE.findall(p)) for p in self._parts)]
-        return self._parts
+    def _part_code(self, index: int) -> str:
+        code = self._code.get(index)
+        if code is None:
+            code = self._code[index] = self.module.code_for_node(self.nodes[index])
+        return code
+
+    def _count_rows(self) -> None:
+        if self._rows is None:
+            parts = [self._part_code(i) for i in range(len(self.nodes))]
+            self._rows = [0, *accumulate(part.count("\n") for part in parts)]
+            self._position_rows = [0, *accumulate(len(_NEWLINE.findall(p)) for p in parts)]
 
     @property
     def dropped(self) -> int:
-        """Characters of the parts missing from the module's code: its last newline, when
-        the module has no trailing newline."""
-        parts = self.parts
-        if self.module.has_trailing_newline or not parts:
+        """Characters of the last part missing from the module's code: its last newline,
+        when the module has no trailing newline."""
+        if self.module.has_trailing_newline or not self.nodes:
             return 0
-        return 2 if parts[-1].endswith("\r\n") else 1
+        return 2 if self._part_code(len(self.nodes) - 1).endswith("\r\n") else 1
 
-    # -- finding nodes
+    # -- measuring: one codegen per part that holds wanted nodes
 
-    def find(self, nodes: list[tuple[cst.CSTNode, cst.CSTNode | None]]) -> None:
-        """Looks up where each node is (see `_find`), in one pass; each node comes with a
-        top-level statement to look in first (or None)."""
+    def measure(self, nodes: list[tuple[cst.CSTNode, cst.CSTNode | None]]) -> None:
+        """Finds and measures the nodes, each given with the top-level statement to look
+        in first (or None); then `position` and `edits` answer for them."""
         index_of = {id(node): i for i, node in enumerate(self.nodes)}
-        first = [index_of[id(near)] for _, near in nodes if near is not None and id(near) in index_of]
-        order = [*dict.fromkeys(first), *range(len(self.nodes))]
-        self._search({id(node) for node, _ in nodes}, order)
-
-    def _find(self, wanted: set[int]) -> dict[int, tuple[int, list[cst.CSTNode]]]:
-        """id of each wanted node found in a part -> (the part's index, the nodes from the
-        part's top node down to it)."""
-        missing = {i for i in wanted if i not in self._where and i not in self._absent}
-        if missing:
-            self._search(missing, range(len(self.nodes)))
-        return {i: self._where[i] for i in wanted if i in self._where}
-
-    def _search(self, wanted: set[int], order: Iterable[int]) -> None:
-        wanted = set(wanted)
-        seen: set[int] = set()
-        for index in order:
-            if not wanted:
-                return
-            if index in seen:
+        by_part: dict[int, set[int]] = {}
+        unhinted: set[int] = set()
+        for node, near in nodes:
+            if id(node) in self._found:
                 continue
-            seen.add(index)
-            path: list[cst.CSTNode] = []
-            stack: list[tuple[cst.CSTNode, int]] = [(self.nodes[index], 0)]
-            while stack:
-                node, depth = stack.pop()
-                del path[depth:]
-                path.append(node)
-                if id(node) in wanted:
-                    self._where[id(node)] = (index, list(path))
-                    wanted.discard(id(node))
-                    if not wanted:
-                        return
-                stack.extend((child, depth + 1) for child in _cst_children(node))
-        self._absent |= wanted
+            index = index_of.get(id(near)) if near is not None else None
+            if index is None:
+                unhinted.add(id(node))
+            else:
+                by_part.setdefault(index, set()).add(id(node))
+        missed = self._record(by_part) | unhinted
+        # the other parts' code is needed anyway (for the rows): look there first
+        for pass_over in (set(self._code), ()):
+            for index in range(len(self.nodes)):
+                if not missed:
+                    return
+                if index not in pass_over:
+                    missed = self._record_part(index, missed)
+        full = _positions(self.module)  # the module itself is no part
+        for node, _ in nodes:
+            if id(node) in missed:
+                self._elsewhere[id(node)] = full[node]
 
-    # -- measuring: one codegen per part involved
+    def _record(self, by_part: dict[int, set[int]]) -> set[int]:
+        """Generates each part, noting its wanted nodes; returns the ids not found there."""
+        missed: set[int] = set()
+        for index, wanted in by_part.items():
+            missed |= self._record_part(index, wanted)
+        return missed
 
-    def measure(self, nodes: list[cst.CSTNode], units: Iterable[Unit] = ()) -> None:
-        """Positions of the nodes and spans of the units, for `position` and `edits`."""
-        where = self._find({id(n) for n in nodes})
-        if len(where) < len({id(n) for n in nodes}):  # the module itself: no part holds it
-            full = _positions(self.module)
-            for node in nodes:
-                self._ranges[id(node)] = full[node]
-        by_part: dict[int, tuple[list[cst.CSTNode], set[int]]] = {}
-        for node in nodes:
-            if id(node) in where and id(node) not in self._ranges:
-                by_part.setdefault(where[id(node)][0], ([], set()))[0].append(node)
-        for unit in units:
-            if id(unit.node) not in self._spans:
-                by_part.setdefault(unit.part, ([], set()))[1].add(id(unit.node))
-        parts = self.parts
-        for index, (located, spanned) in by_part.items():
-            recorder = _Recorder(self.module, spanned)
-            self.nodes[index]._codegen(recorder)
-            offsets = [0, *accumulate(map(len, recorder.tokens))]
-            breaks = [0, *(m.end() for m in _NEWLINE.finditer(parts[index]))]
-            rows = self._position_rows[index]
-
-            def position(token: int) -> CodePosition:
-                offset = offsets[token]
-                line = bisect.bisect_right(breaks, offset) - 1
-                return CodePosition(rows + line + 1, offset - breaks[line])
-
-            for node in located:
-                start, end = recorder.ranges[node]
-                self._ranges[id(node)] = CodeRange(position(start), position(end))
-            for uid, (start, end, indent) in recorder.spans.items():
-                self._spans[uid] = _Span(offsets[start], offsets[end], indent)
+    def _record_part(self, index: int, wanted: set[int]) -> set[int]:
+        recorder = _Recorder(self.module, wanted)
+        self.nodes[index]._codegen(recorder)
+        self._code[index] = "".join(recorder.tokens)
+        if not recorder.paths:
+            return wanted
+        offsets = [0, *accumulate(map(len, recorder.tokens))]
+        for node_id, path in recorder.paths.items():
+            start, end = recorder.ranges[path[-1]]
+            self._found[node_id] = _Found(index, path, offsets[start], offsets[end])
+        for node_id, (start, end, indent) in recorder.spans.items():
+            self._spans[node_id] = _Span(offsets[start], offsets[end], indent)
+        return wanted - recorder.paths.keys()
 
     def position(self, node: cst.CSTNode) -> CodeRange:
         """The node's `PositionProvider` range (after `measure`)."""
-        return self._ranges[id(node)]
+        found = self._found.get(id(node))
+        if found is None:
+            return self._elsewhere[id(node)]
+        self._count_rows()
+        code, rows = self._code[found.part], self._position_rows[found.part]
+        return CodeRange(_position(code, found.start, rows), _position(code, found.end, rows))
 
     # -- fixes as edits
 
-    def units(self, fix: Fix) -> list[Unit] | None:
+    def edits(self, fix: Fix) -> list[Edit]:
+        """The fix as text edits on the module's code, one per node it regenerates (after
+        `measure` of the replaced nodes)."""
+        units = self._units(fix)
+        if units is None:
+            return self._whole_module_edits(fix)
+        replacements = {id(old): new for old, new in fix.edits}
+        last = len(self.nodes) - 1
+        out = []
+        for unit in units:
+            span = self._spans[id(unit.node)]
+            code = self._render(unit, replacements, span.indent)
+            end = span.end
+            if self.dropped and unit.part == last and end == len(self._code[last]):
+                end -= self.dropped
+                code = code[: len(code) - self.dropped]
+            edit = self._edit(unit.part, span.start, end, code)
+            if edit is not None:
+                out.append(edit)
+        return sorted(out, key=lambda e: (e.row, e.column))
+
+    def _units(self, fix: Fix) -> list[_Unit] | None:
         """The nodes to regenerate for the fix; None when a replaced node is in no part,
         or the module's last part, without its newline, goes away."""
-        where = self._find({id(old) for old, _ in fix.edits})
         chosen: list[tuple[int, list[cst.CSTNode], int]] = []
         for old, new in fix.edits:
-            if id(old) not in where:
+            found = self._found.get(id(old))
+            if found is None:
                 return None
-            index, down = where[id(old)]
+            down = found.path
             depth = len(down) - 1
             # a removed node, a sequence in its place, or a node with a default comma...
             # changes its parent's code
@@ -246,41 +263,24 @@ class Layout:
                 while depth > 0 and _needs_parent(type(down[depth])):
                     depth -= 1
             if depth < 0:  # a top-level part removed or split: the module's own sequence
-                if self.dropped and index == len(self.nodes) - 1:
+                if self.dropped and found.part == len(self.nodes) - 1:
                     return None
                 depth = 0
-            chosen.append((index, down, depth))
+            chosen.append((found.part, down, depth))
         outermost = {id(down[depth]) for _, down, depth in chosen}
-        units: dict[int, Unit] = {}
+        units: dict[int, _Unit] = {}
         for index, down, _ in chosen:
             top = next(d for d, node in enumerate(down) if id(node) in outermost)
-            unit = units.setdefault(id(down[top]), Unit(down[top], index, set()))
+            unit = units.setdefault(id(down[top]), _Unit(down[top], index, set()))
             unit.below.update(id(node) for node in down[top:])
         return list(units.values())
 
-    def edits(self, fix: Fix, units: list[Unit] | None) -> list[Edit]:
-        """The fix as text edits on the module's code, one per unit (after `measure` of
-        the units; see `units`)."""
-        if units is None:
-            return self._whole_module_edits(fix)
-        replacements = {id(old): new for old, new in fix.edits}
-        parts = self.parts
-        out = []
-        for unit in units:
-            span = self._spans[id(unit.node)]
-            code = self._render(unit, replacements, span.indent)
-            start, end, part = span.start, span.end, parts[unit.part]
-            if self.dropped and unit.part == len(parts) - 1 and end == len(part):
-                end -= self.dropped
-                code = code[: len(code) - self.dropped]
-            edit = self._edit(unit.part, start, end, code)
-            if edit is not None:
-                out.append(edit)
-        return sorted(out, key=lambda e: (e.row, e.column))
-
-    def _render(self, unit: Unit, replacements: dict, indent: tuple[str, ...]) -> str:
+    def _render(self, unit: _Unit, replacements: dict, indent: tuple[str, ...]) -> str:
         """The unit's new code, generated where it stands."""
-        new = unit.node.visit(Replace(replacements, unit.below))
+        if len(unit.below) == 1:  # the replaced node itself
+            new = replacements[id(unit.node)]
+        else:
+            new = unit.node.visit(Replace(replacements, unit.below))
         if isinstance(new, cst.RemovalSentinel):
             return ""
         state = CodegenState(self.module.default_indent, self.module.default_newline)
@@ -292,12 +292,13 @@ class Layout:
     def _edit(self, index: int, start: int, end: int, new: str) -> Edit | None:
         """The text at start:end of part `index` replaced by new, less what both begin
         and end with."""
-        part = self.parts[index]
+        part = self._code[index]
         old = part[start:end]
         head = _common_prefix(old, new)
         if head == len(old) == len(new):
             return None
         tail = _common_prefix(old[head:][::-1], new[head:][::-1])
+        self._count_rows()
         row, column = _row_col(part, start + head)
         end_row, end_column = _row_col(part, end - tail)
         rows = self._rows[index]
@@ -313,6 +314,14 @@ class Layout:
         tail = _common_prefix(before[head:][::-1], after[head:][::-1])
         (r1, c1), (r2, c2) = _row_col(before, head), _row_col(before, len(before) - tail)
         return [Edit(after[head : len(after) - tail], r1, c1, r2, c2)]
+
+
+def _position(code: str, offset: int, rows: int) -> CodePosition:
+    """PositionProvider's position of an offset in a part's code (lines end at "\\r\\n",
+    "\\r" or "\\n"), given the line breaks before the part."""
+    breaks = code.count("\n", 0, offset) + code.count("\r", 0, offset) - code.count("\r\n", 0, offset)
+    line_start = max(code.rfind("\n", 0, offset), code.rfind("\r", 0, offset)) + 1
+    return CodePosition(rows + breaks + 1, offset - line_start)
 
 
 def _common_prefix(a: str, b: str) -> int:
