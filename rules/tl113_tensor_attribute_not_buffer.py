@@ -279,12 +279,7 @@ class TensorAttributeNotBuffer(Rule):
         "`parameters()` and the optimizer never see it"
     )
     fix_applicability = Applicability.UNSAFE
-    # A class, and torch for the module and the tensor.
-    trigger_pattern = re.compile(r"(?s)\A(?=.*?class)(?=.*?torch)")
-
-    @classmethod
-    def may_apply(cls, text: str) -> bool:
-        return "class" in text and "torch" in text
+    tokens = ("class", "*torch*")
 
     VALID = [
         # Buffers, Parameters, registered later, plain values.

@@ -21,6 +21,7 @@ from trainlint.layout import Layout, Replace
 from trainlint.rule import Fix, Report, Rule
 from trainlint.screen import AstIndex
 from trainlint.suppress import UNUSED_SUPPRESSION, Suppressions
+from trainlint.tokens import Tokens
 from trainlint.traverse import walk
 
 MAX_FIX_ROUNDS = 10
@@ -197,7 +198,8 @@ PREFILTER = True
 def select_rules(source: Source, rules: Sequence[type[Rule]]) -> tuple[list[type[Rule]], str | None]:
     """The rules that may report on the file, and what ruled the others out.
 
-    1. the text prefilter (`Rule.may_apply`); with no rule left, CPython's syntax check;
+    1. the declared tokens (`Rule.may_apply` on the file's words, computed once); with no
+       rule left, CPython's syntax check;
     2. CPython's `ast` of the file, which is also its syntax and nesting check (the same
        verdicts as `check_syntax` and `guard_nesting`); code that CPython cannot parse but
        LibCST may (newer syntax) skips the screen;
@@ -209,7 +211,8 @@ def select_rules(source: Source, rules: Sequence[type[Rule]]) -> tuple[list[type
         guard_nesting(source)
         return list(rules), None
     text = source.text
-    runnable = [r for r in rules if r.may_apply(text)]
+    tokens = Tokens(text)
+    runnable = [r for r in rules if r.may_apply(tokens)]
     if not runnable:
         check_syntax(source)
         return [], "prefilter"
