@@ -54,6 +54,7 @@ class UnusedSuppression(Rule):
     name = UNUSED_SUPPRESSION_NAME
     # Off by default, like ruff's RUF100: enable with `--extend-select TL901`.
     default_enabled = False
+    reports_unused_suppressions = True
     message = "Unused suppression comment"
     fix_applicability = Applicability.SAFE
     tokens = (("*trainlint*", "*noqa*"),)

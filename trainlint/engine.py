@@ -20,7 +20,7 @@ from trainlint.imports import ImportTable
 from trainlint.layout import Layout, Replace
 from trainlint.rule import Fix, Report, Rule
 from trainlint.screen import AstIndex
-from trainlint.suppress import UNUSED_SUPPRESSION, Suppressions
+from trainlint.suppress import Suppressions
 from trainlint.tokens import Tokens
 from trainlint.traverse import walk
 
@@ -340,7 +340,7 @@ def _lint(
     if reports:
         located = _locate(path, module, reports, want_edits)
         diagnostics += [d for d in located if not suppressions.covers(d.row, d.code)]
-    if suppressions and not failures and any(r.code == UNUSED_SUPPRESSION for r in runnable):
+    if suppressions and not failures and any(r.reports_unused_suppressions for r in runnable):
         stale = suppressions.unused_reports(module, {r.code for r in rules})
         diagnostics += _locate(path, module, stale, want_edits) if stale else []
     diagnostics.sort(key=lambda d: d.sort_key)

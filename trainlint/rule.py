@@ -94,6 +94,9 @@ class Rule:
     # The words the rule needs in a file (see trainlint.tokens); empty means "always".
     tokens: ClassVar[Needs] = ()
     default_enabled: ClassVar[bool] = True
+    # The engine reports the file's suppressions that hid nothing in this rule's name,
+    # after every other rule ran (see Suppressions.unused_reports).
+    reports_unused_suppressions: ClassVar[bool] = False
     VALID: ClassVar[Sequence[Valid]] = ()
     INVALID: ClassVar[Sequence[Invalid]] = ()
 
