@@ -1,6 +1,7 @@
 """Benchmark trainlint on a corpus directory (issue 6); not a test.
 
     python bench/run.py CORPUS [--jobs N] [--sample K] [--skip-jobs1] [--no-breakdown]
+    python bench/run.py --scaling [--big-mb MB]
 
 Prints, in one run: the single-process bare `libcst.parse_module` time of every file, the
 prefilter's reach (files skipped by the text prefilter, skipped by the ast screen, parsed
@@ -14,6 +15,14 @@ and the load average are printed too.
 
 The corpus is copied to a temporary directory first (one file of the copy gets edited);
 the original is only read.
+
+`--scaling` (issue 14) instead times one generated file with N = 200, 400 and 800 fixable
+diagnostics, in two shapes (N classes each storing a tensor attribute: one TL113 fix each;
+N functions with a mutable default and a `.view(16, -1)`: one TL005 fix and one TL006
+report each), linted with fix edits (what `--output-format json` needs) and fixed (what
+`--fix --unsafe-fixes` computes), in this process; then one generated file of about
+`--big-mb` MB of the function shape, against its own bare LibCST parse. It prints CPU
+seconds (this process; the machine is shared) and the ratios that issue 14 sets as goals.
 """
 
 from __future__ import annotations
@@ -73,6 +82,7 @@ from trainlint.imports import ImportTable
 from trainlint.registry import select
 from trainlint.runner import Options, Runner
 from trainlint.screen import AstIndex
+from trainlint.tokens import Tokens
 
 CLI = [sys.executable, "-c", "import sys; from trainlint.cli import main; sys.exit(main())"]
 
@@ -171,7 +181,7 @@ def prefilter(files: list[Path], rules) -> dict:
         "files": 0, "unreadable": 0, "by_prefilter": 0, "by_screen": 0, "unscreened": 0,
         "parsed": 0, "text": collections.Counter(), "screen": collections.Counter(),
         "text_t": collections.defaultdict(float), "screen_t": collections.defaultdict(float),
-        "ast_t": 0.0, "index_t": 0.0,
+        "ast_t": 0.0, "index_t": 0.0, "tokens_t": 0.0,
     }
     clock = time.perf_counter
     for path in files:
@@ -182,10 +192,13 @@ def prefilter(files: list[Path], rules) -> dict:
             out["unreadable"] += 1
             continue
         text = source.text
+        t = clock()
+        tokens = Tokens(text)
+        out["tokens_t"] += clock() - t
         runnable = []
         for rule in rules:
             t = clock()
-            hit = rule.may_apply(text)
+            hit = rule.may_apply(tokens)
             out["text_t"][rule.code] += clock() - t
             if hit:
                 runnable.append(rule)
@@ -288,9 +301,70 @@ def breakdown(
     return stages, rules_t, reached
 
 
+SCALING_SHAPES = {
+    "classes with a tensor attribute (TL113 fix)": (
+        "import torch\nimport torch.nn as nn\n",
+        "\nclass M{i}(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.w{i} = torch.zeros(3)\n",
+    ),
+    "functions with a mutable default and a view (TL005 fix, TL006)": (
+        "import torch\n",
+        "\ndef f{i}(x, seen=[]):\n    seen.append(1)\n    return x.view(16, -1)\n",
+    ),
+}
+
+
+def generated(shape: str, n: int) -> bytes:
+    head, each = SCALING_SHAPES[shape]
+    return (head + "".join(each.format(i=i) for i in range(n))).encode()
+
+
+def timed(function, *args, **kwargs) -> tuple[float, object]:
+    """(CPU seconds of this process, result)."""
+    start = time.process_time()
+    result = function(*args, **kwargs)
+    return time.process_time() - start, result
+
+
+def scaling(big_mb: float) -> None:
+    rules = select(None, [], [])
+    print(f"== scaling (CPU seconds of this process; load average {os.getloadavg()[0]:.1f})")
+    for shape in SCALING_SHAPES:
+        print(f"  {shape}")
+        lint_t, fix_t = {}, {}
+        for n in (200, 400, 800):
+            data = generated(shape, n)
+            lint_t[n], result = timed(engine.lint, "gen.py", data, rules, want_edits=True)
+            edits = sum(len(d.edits) for d in result.diagnostics)
+            fix_t[n], fixed = timed(engine.fix, "gen.py", data, rules, unsafe=True)
+            print(f"    N={n:<4} {len(result.diagnostics):5d} diagnostics, {edits:5d} edits: lint with "
+                  f"edits {lint_t[n]:6.2f} s;  {len(fixed.applied):5d} fixes applied: fix {fix_t[n]:6.2f} s")
+        for name, t in (("lint with edits", lint_t), ("fix", fix_t)):
+            r = t[800] / t[400]
+            print(f"    {name}: N=800 / N=400 = {r:.2f}x   goal <= 2.5x: {'MET' if r <= 2.5 else 'not met'}")
+    shape = list(SCALING_SHAPES)[1]
+    per_function = len(generated(shape, 1000)) / 1000
+    n = int(big_mb * 1e6 / per_function)
+    data = generated(shape, n)
+    print(f"  one file of {len(data) / 1e6:.1f} MB ({n} functions of the second shape)")
+    bare, _ = timed(libcst.parse_module, data)
+    lint, result = timed(engine.lint, "big.py", data, rules, want_edits=True)
+    fix, fixed = timed(engine.fix, "big.py", data, rules, unsafe=True)
+    print(f"    bare libcst.parse_module {bare:6.2f} s")
+    for name, t, what in (
+        ("lint with edits", lint, f"{len(result.diagnostics)} diagnostics"),
+        ("fix", fix, f"{len(fixed.applied)} fixes applied"),
+    ):
+        r = t / bare
+        print(f"    {name:<16} {t:6.2f} s ({what}): {r:.2f}x the bare parse   goal <= 3x: "
+              f"{'MET' if r <= 3 else 'not met'}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("corpus", type=Path)
+    ap.add_argument("corpus", type=Path, nargs="?")
+    ap.add_argument("--scaling", action="store_true", help="the scaling series of issue 14 instead")
+    ap.add_argument("--big-mb", type=float, default=3.5, help="size of the big generated file (default 3.5)")
     ap.add_argument("--jobs", type=int, default=None, help="for the default run (default: all cores)")
     ap.add_argument("--sample", type=int, default=1, help="breakdown on every K-th file (default 1: all)")
     ap.add_argument("--skip-jobs1", action="store_true", help="skip the serial cold run")
@@ -299,6 +373,11 @@ def main() -> None:
                     help="rule codes or prefixes (comma list) instead of the default rules, "
                          "passed to every trainlint run (e.g. TL0 for the seed rules)")
     args = ap.parse_args()
+    if args.scaling:
+        scaling(args.big_mb)
+        return
+    if args.corpus is None:
+        ap.error("a corpus directory is needed (or --scaling)")
 
     corpus = args.corpus.resolve()
     selected = [c.strip() for c in args.select.split(",")] if args.select else None
@@ -377,7 +456,8 @@ def main() -> None:
               f"({pre['by_screen'] / n:.0%}), parsed by LibCST {pre['parsed']} "
               f"({pre['parsed'] / n:.0%}; {pre['unscreened']} that CPython cannot parse, "
               f"unscreened); unreadable {pre['unreadable']}")
-        print(f"  ast parse of prefiltered-in files {pre['ast_t']:.2f} s, ast index "
+        print(f"  words of every file (the token set) {pre['tokens_t']:.2f} s, ast parse of "
+              f"prefiltered-in files {pre['ast_t']:.2f} s, ast index "
               f"{pre['index_t']:.2f} s")
         print("  per rule: files through text / through screen, time text / screen:")
         for r in rules:

@@ -7,7 +7,6 @@ rules built on it stay quiet rather than guess.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -15,107 +14,6 @@ import libcst as cst
 
 from trainlint.imports import ImportTable, dotted_name
 from trainlint.traverse import walk
-
-# ------------------------------------------------------------------- text prefilters
-
-
-def mutable_default_pattern(constructors: str = r"list|dict|set") -> re.Pattern[str]:
-    """Necessary text for a mutable parameter default: `=[`, `={` or `=list(` on a `def` or
-    `lambda` line, or on a line of a multi-line signature (ending in `,` or `):`)."""
-    mutable = rf"=\s*(?:\[|\{{|(?:{constructors})\s*\()"
-    return re.compile(
-        rf"(?:\bdef\s+\w+\s*\(|\blambda\b)[^\n]*{mutable}"
-        rf"|^[^\n=]*\b\w+\s*(?::[^=\n]+)?{mutable}[^\n]*(?:,|\)\s*(?:->[^\n]*)?:)[ \t]*(?:#[^\n]*)?$",
-        re.M,
-    )
-
-
-def mutable_default_anchor(constructors: str = r"list|dict|set") -> re.Pattern[str]:
-    """The `=[` / `={` / `=list(` part of `mutable_default_pattern`, alone."""
-    return re.compile(rf"=\s*(?:\[|\{{|(?:{constructors})\s*\()")
-
-
-_DEF_HEAD = re.compile(r"\bdef\s+\w+\s*\Z")
-_WORDS_AND_SPACES = re.compile(r"[\s\w]*")
-_COMMA_END = re.compile(r",[ \t]*(?:#[^\n]*)?$", re.M)
-_PAREN_END = re.compile(r"\)\s*(?:->[^\n]*)?:[ \t]*(?:#[^\n]*)?$", re.M)
-
-
-def may_have_mutable_default(text: str, anchor: re.Pattern[str]) -> bool:
-    """A cheap necessary condition for `mutable_default_pattern(...).search(text)`, where
-    `anchor` is the matching `mutable_default_anchor(...)`.
-
-    The pattern backtracks over every line of the file (seconds on a large corpus). Here
-    only the few `=[`-like spots are looked at: the `=` is preceded on its line by
-    `lambda`, or by a `(` that ends `def name`, or it is the first `=` on its line and
-    after it the line ends with `,` or with `)` and a `:` (a signature's end), comments
-    allowed. Every match of the pattern passes this test (it may accept a little more).
-    """
-    for m in anchor.finditer(text):
-        eq = m.start()
-        line_start = text.rfind("\n", 0, eq) + 1
-        before = text[line_start:eq]
-        if "lambda" in before:
-            return True
-        paren = before.find("(")
-        while paren >= 0:
-            if _ends_def_head(text, line_start + paren):
-                return True
-            paren = before.find("(", paren + 1)
-        if "=" in before:
-            continue
-        end = text.find("\n", m.end())
-        if end < 0:
-            end = len(text)
-        for char, tail in ((",", _COMMA_END), (")", _PAREN_END)):
-            i = text.find(char, m.end(), end)
-            while i >= 0:
-                if tail.match(text, i):
-                    return True
-                i = text.find(char, i + 1, end)
-    return False
-
-
-def _ends_def_head(text: str, paren: int) -> bool:
-    """Whether `def name` (any whitespace) ends right before position `paren`."""
-    lo = paren - 256
-    while True:
-        lo = max(lo, 0)
-        if _DEF_HEAD.search(text, lo, paren):
-            return True
-        # a match ending at paren is all words and spaces, so it can only start before lo
-        # when everything from lo to paren is
-        if lo == 0 or _WORDS_AND_SPACES.fullmatch(text, lo, paren) is None:
-            return False
-        lo -= 4096
-
-
-# Characters that Python's case-insensitive matching equates with an ASCII letter although
-# `str.lower()` does not turn them into it (long s, dotless i, Kelvin sign...).
-_FOLDING_EXCEPTIONS = ("\u017f", "\u0131", "\u0130", "\u212a")
-
-
-def windowed_search(pattern: re.Pattern[str], text: str, anchors: tuple[str, ...], width: int) -> bool:
-    """`pattern.search(text) is not None`, computed around the anchors only.
-
-    For a pattern whose every match contains one of `anchors` (lowercase; compared
-    case-insensitively) and is at most `width` characters long. Lookbehinds see the whole
-    text; the windows leave `width` characters on each side of an anchor for lookaheads.
-    A case-insensitive pattern scans every position of the text with every alternative,
-    which is slow; the anchors are found with `str.find`.
-    """
-    lowered = text.lower()
-    if len(lowered) != len(text) or any(c in text for c in _FOLDING_EXCEPTIONS):
-        return pattern.search(text) is not None
-    n = len(text)
-    for anchor in anchors:
-        i = lowered.find(anchor)
-        while i >= 0:
-            if pattern.search(text, max(0, i - width), min(n, i + len(anchor) + width)):
-                return True
-            i = lowered.find(anchor, i + 1)
-    return False
-
 
 # --------------------------------------------------------------------------- visitors
 
@@ -250,13 +148,6 @@ def attribute_writes(cls: cst.ClassDef) -> dict[str, list[AttributeWrite]]:
     the method; classes nested in a method are. Only statements can assign, so only the
     statements are walked, in source order.
     """
-    try:
-        return _attribute_writes(cls)
-    except TypeError:  # a compound statement this LibCST has and _suites does not know
-        return _attribute_writes_by_visitor(cls)
-
-
-def _attribute_writes(cls: cst.ClassDef) -> dict[str, list[AttributeWrite]]:
     out: dict[str, list[AttributeWrite]] = {}
     for name, func in methods(cls).items():
         for small in _small_statements(func.body, name):
@@ -277,7 +168,7 @@ def _attribute_writes(cls: cst.ClassDef) -> dict[str, list[AttributeWrite]]:
 
 def _small_statements(suite: cst.CSTNode, method: str) -> Iterator[cst.BaseSmallStatement]:
     """The small statements under a suite, in source order, entering compound statements,
-    classes and functions named `method` (as `_AttrWrites` walks)."""
+    classes and functions named `method`."""
     if isinstance(suite, (cst.SimpleStatementSuite, cst.SimpleStatementLine)):
         yield from suite.body
         return
@@ -312,40 +203,6 @@ def _suites(stmt: cst.CSTNode) -> Iterator[cst.BaseSuite]:
             yield case.body
     else:
         raise TypeError(f"unexpected compound statement {type(stmt).__name__}")
-
-
-def _attribute_writes_by_visitor(cls: cst.ClassDef) -> dict[str, list[AttributeWrite]]:
-    """The plain implementation of `attribute_writes` (a full walk), for the tests."""
-    out: dict[str, list[AttributeWrite]] = {}
-    for name, func in methods(cls).items():
-        collector = _AttrWrites(name)
-        walk(func, collector)
-        for write in collector.writes:
-            out.setdefault(write.target.attr.value, []).append(write)
-    return out
-
-
-class _AttrWrites(Visitor):
-    def __init__(self, method: str) -> None:
-        self.method = method
-        self.writes: list[AttributeWrite] = []
-
-    def visit_Assign(self, node: cst.Assign) -> None:
-        for target in node.targets:
-            for t in _flatten_targets(target.target):
-                if self_attribute(t):
-                    self.writes.append(AttributeWrite(self.method, node, t, node.value, False))
-
-    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
-        if self_attribute(node.target):
-            self.writes.append(AttributeWrite(self.method, node, node.target, node.value, False))
-
-    def visit_AugAssign(self, node: cst.AugAssign) -> None:
-        if self_attribute(node.target):
-            self.writes.append(AttributeWrite(self.method, node, node.target, node.value, True))
-
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-        return node.name.value == self.method  # nested functions have their own `self`
 
 
 def _flatten_targets(node: cst.BaseExpression) -> Iterator[cst.BaseExpression]:

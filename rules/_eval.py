@@ -531,14 +531,6 @@ class EvalFacts:
         return scope
 
 
-_DL_WORD = re.compile(r"dl\b")
-
-
-def has_loader_text(folded: str) -> bool:
-    """`loader|dl\\b` on case-folded text (a plain substring test first: faster than re.I)."""
-    return "loader" in folded or ("dl" in folded and _DL_WORD.search(folded) is not None)
-
-
 # ---------------------------------------------------------------------------- on the ast
 # The screens of TL107 and TL108 (see `trainlint.screen`) run the analysis above on CPython's
 # ast, loosened to answer yes wherever a rule may report: a name may have any role its

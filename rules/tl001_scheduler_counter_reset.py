@@ -72,7 +72,7 @@ class SchedulerCounterReset(Rule):
     name = "scheduler-counter-reset"
     message = "`self.{attr}` is reset to {value} on every `{method}()` call, so it never advances"
     fix_applicability = Applicability.UNSAFE
-    triggers = ("def step", "def get_lr", "lr_scheduler", "LRScheduler")
+    tokens = (("*step*", "*get_lr*", "*lr_scheduler*", "*lrscheduler*"),)
 
     VALID = [
         Valid(

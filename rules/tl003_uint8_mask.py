@@ -133,7 +133,6 @@ BOOLEAN_FUNCTIONS = {
 
 MAX_HOPS = 3
 
-_BYTE_WORD = re.compile(r"\bbyte\b")
 _UINT8_TYPES = frozenset({UINT8, *BYTE_TENSOR_TYPES})
 _UINT8 = frozenset({UINT8})
 
@@ -315,14 +314,7 @@ class Uint8Mask(Rule):
     name = "uint8-mask"
     message = "uint8 tensor used as a mask; create it as `torch.bool`"
     fix_applicability = Applicability.UNSAFE
-    trigger_pattern = re.compile(r"uint8|ByteTensor|\bbyte\b")
-
-    @classmethod
-    def may_apply(cls, text: str) -> bool:
-        """`trigger_pattern.search(text)`, with substring tests first."""
-        return "uint8" in text or "ByteTensor" in text or (
-            "byte" in text and _BYTE_WORD.search(text) is not None
-        )
+    tokens = (("*uint8*", "*bytetensor*", "byte"),)
 
     @classmethod
     def screen(cls, index: sc.AstIndex) -> bool:

@@ -204,7 +204,7 @@ class CudaDeviceLockIn(Rule):
     name = "cuda-device-lock-in"
     message = "Hard-coded CUDA device: fails without a GPU and ignores where the model was moved"
     fix_applicability = Applicability.UNSAFE
-    triggers = ("cuda",)
+    tokens = ("*cuda*",)
 
     @classmethod
     def screen(cls, index: sc.AstIndex) -> bool:

@@ -46,14 +46,8 @@ import libcst as cst
 
 from trainlint import screen as sc
 from trainlint.rule import Applicability, Invalid, Rule, Valid
-from trainlint.rules._analysis import (
-    may_have_mutable_default,
-    mutable_default_anchor,
-    mutable_default_pattern,
-)
 
 MUTABLE_CALLS = {"list", "dict", "set"}
-_ANCHOR = mutable_default_anchor()
 _DISPLAYS = (ast.List, ast.Dict, ast.Set, ast.ListComp, ast.DictComp, ast.SetComp)
 
 
@@ -80,11 +74,7 @@ class MutableDefaultArgument(Rule):
     name = "mutable-default-argument"
     message = "Mutable default `{default}` for parameter `{param}` is shared between calls"
     fix_applicability = Applicability.UNSAFE
-    trigger_pattern = mutable_default_pattern()
-
-    @classmethod
-    def may_apply(cls, text: str) -> bool:
-        return may_have_mutable_default(text, _ANCHOR)
+    tokens = (("def", "lambda"),)
 
     @classmethod
     def screen(cls, index: sc.AstIndex) -> bool:

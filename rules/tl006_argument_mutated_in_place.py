@@ -74,7 +74,6 @@ out-parameter and its reorders are not reported unless it has a mutable default.
 from __future__ import annotations
 
 import ast
-import re
 from dataclasses import dataclass, field
 
 import libcst as cst
@@ -83,9 +82,6 @@ from trainlint import screen as sc
 from trainlint.rule import Applicability, Invalid, Rule, Valid
 from trainlint.rules._analysis import (
     Visitor,
-    may_have_mutable_default,
-    mutable_default_anchor,
-    mutable_default_pattern,
     names_in,
 )
 from trainlint.traverse import walk
@@ -107,11 +103,6 @@ NON_ALIASING_CALLS = {
     "any", "all", "print", "bool", "str", "repr", "int", "float", "hash", "id", "type",
 }
 RECEIVER_NAMES = {"self", "cls", "mcs", "metacls"}
-_FACTORY_TEXT = (
-    r"(?:collections\s*\.\s*)?(?:list|dict|set|bytearray|OrderedDict|defaultdict|deque|Counter)"
-)
-_ANCHOR = mutable_default_anchor(_FACTORY_TEXT)
-_REORDER_TEXT = re.compile(r"\.(?:sort|reverse)\s*\(")
 _SHUFFLES = frozenset(SHUFFLES)
 _DISPLAYS = (ast.List, ast.Dict, ast.Set, ast.ListComp, ast.DictComp, ast.SetComp)
 
@@ -466,20 +457,7 @@ class ArgumentMutatedInPlace(Rule):
     name = "argument-mutated-in-place"
     message = "`{func}` changes an object its caller owns"
     fix_applicability = Applicability.UNSAFE
-    # Necessary: a mutable default (case a) or a reorder call (case b).
-    trigger_pattern = re.compile(
-        r"\.(?:sort|reverse)\s*\(|shuffle|" + mutable_default_pattern(_FACTORY_TEXT).pattern,
-        re.M,
-    )
-
-    @classmethod
-    def may_apply(cls, text: str) -> bool:
-        """Implied by `trigger_pattern.search(text)`, and much cheaper."""
-        return (
-            "shuffle" in text
-            or (("sort" in text or "reverse" in text) and _REORDER_TEXT.search(text) is not None)
-            or may_have_mutable_default(text, _ANCHOR)
-        )
+    tokens = (("def", "lambda"),)
 
     @classmethod
     def screen(cls, index: sc.AstIndex) -> bool:

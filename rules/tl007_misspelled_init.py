@@ -59,7 +59,6 @@ from __future__ import annotations
 
 import ast
 import builtins
-import re
 
 import libcst as cst
 
@@ -95,17 +94,6 @@ CORES = frozenset(_CORES)
 # Class decorators that generate an `__init__`.
 INIT_GENERATING_DECORATORS = {"dataclass", "s", "attrs", "define", "frozen", "mutable"}
 
-# Necessary condition: a def or an attribute access of `init`, or of a name made of
-# underscores and one of the cores above (never `__init__` itself).
-_ALTS = "|".join(sorted(CORES))
-trigger_pattern = re.compile(
-    r"(?:def\s+|\.)(?!__init__\s*\()(?:init\s*\(|_+(?:[Ii]nit|INIT|"
-    + _ALTS
-    + r")_*\s*\(|(?:init|"
-    + _ALTS
-    + r")_+\s*\()"
-)
-
 
 def classify(name: str) -> str | None:
     """'plain' for `init`, 'int' for `__int__`, 'dunder' for other slips; else None."""
@@ -131,7 +119,8 @@ class MisspelledInit(Rule):
     name = "misspelled-init"
     message = "Method `{method}` of `{cls}` looks like a misspelled `__init__`: it never runs on construction"
     fix_applicability = Applicability.UNSAFE
-    trigger_pattern = trigger_pattern
+    # `init`, or a word with underscores before or after `init` or one of the cores
+    tokens = (("init", *(f"*{w}*" for core in sorted({"init", *CORES}) for w in (f"_{core}", f"{core}_"))),)
 
     @classmethod
     def screen(cls, index: sc.AstIndex) -> bool:

@@ -92,7 +92,6 @@ from trainlint.rules._analysis import (
     methods,
     parameter_names,
     self_attribute,
-    windowed_search,
 )
 
 # ----------------------------------------------------------------- shared with TL009
@@ -375,13 +374,7 @@ class SchedulerLrCompounding(Rule):
         "it from the stored base LR instead (`self.base_lrs[i]`, `group['initial_lr']` or the "
         "configured LR)"
     )
-    trigger_pattern = re.compile(rf"(?i:{_BASE_LR_CORE})|['\"]lr['\"]")
-
-    @classmethod
-    def may_apply(cls, text: str) -> bool:
-        """`trigger_pattern.search(text)`, around the spots where `lr` or `learning_rate`
-        occurs (every match contains one and is at most 23 characters long)."""
-        return windowed_search(cls.trigger_pattern, text, ("lr", "ng_rate"), 25)
+    tokens = (("*lr*", "*learning_rate*"),)
 
     @classmethod
     def screen(cls, index: sc.AstIndex) -> bool:

@@ -113,7 +113,7 @@ class SchedulerCounterNeverAdvanced(Rule):
         "`self.{attr}` is read by {method}() but never advanced: step() overrides "
         "LRScheduler.step() without calling it; call `super().step()` or increment it in step()"
     )
-    trigger_pattern = re.compile(r"def\s+(?:step|get_lr|_get_closed_form_lr)|LRScheduler")
+    tokens = (("*step*", "*get_lr*", "*lrscheduler*"),)
 
     @classmethod
     def screen(cls, index: sc.AstIndex) -> bool:

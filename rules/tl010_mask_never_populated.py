@@ -71,7 +71,6 @@ misses many real cases:
 from __future__ import annotations
 
 import ast
-import re
 from dataclasses import dataclass
 
 import libcst as cst
@@ -160,8 +159,7 @@ class MaskNeverPopulated(Rule):
     code = "TL010"
     name = "mask-never-populated"
     message = "A mask created by a constant factory is used before anything writes it"
-    # a factory call, or a factory imported under another name
-    trigger_pattern = re.compile(r"(?:zeros|ones|full|empty)(?:_like)?\s*(?:\(|as\b)")
+    tokens = ((*sorted(q.rsplit(".", 1)[1] for q in TORCH_CREATORS), *sorted(METHOD_CREATORS)),)
 
     @classmethod
     def screen(cls, index: sc.AstIndex) -> bool:

@@ -180,11 +180,7 @@ class InvertedCosineAnnealing(Rule):
         "in `{scope}`; cosine annealing decays with `(1 + cos(...)) / 2`"
     )
     fix_applicability = Applicability.UNSAFE
-    trigger_pattern = re.compile(r"\b1(?:\.0*)?[\s\\]*-[\s\\(]*[\w.\s]*?cos[\s\\]*\(")
-
-    @classmethod
-    def may_apply(cls, text: str) -> bool:
-        return "cos" in text and cls.trigger_pattern.search(text) is not None
+    tokens = ("cos",)
 
     @classmethod
     def screen(cls, index: sc.AstIndex) -> bool:

@@ -119,7 +119,7 @@ class SchedulerBeforeOptimizer(LoopEventRule, Rule):
         "schedule's first learning rate is skipped and every later one comes an epoch early"
     )
     fix_applicability = Applicability.SAFE
-    trigger_pattern = re.compile(r"^(?=[\s\S]*(?i:sched))(?=[\s\S]*\.step\s*\()")
+    tokens = ("*sched*", "step")
 
     VALID = [
         Valid(
@@ -395,11 +395,6 @@ class SchedulerBeforeOptimizer(LoopEventRule, Rule):
         self._sites = LoopSites()
         self._seen: set[int] = set()
         self._custom_file: bool | None = None
-
-    @classmethod
-    def may_apply(cls, text: str) -> bool:
-        # Plain substring tests first: most files fail them, faster than the pattern.
-        return ".step" in text and cls.trigger_pattern.search(text) is not None
 
     @classmethod
     def screen(cls, index) -> bool:

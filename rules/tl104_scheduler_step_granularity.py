@@ -137,7 +137,7 @@ class SchedulerStepGranularity(Rule):
     code = "TL104"
     name = "scheduler-step-granularity"
     message = "`{recv}.step()` runs at the wrong granularity for its scheduler"
-    triggers = (*KNOWN, "_schedule", "get_scheduler")
+    tokens = ((*(f"*{name}*" for name in KNOWN), "*_schedule*", "*get_scheduler*"),)
 
     @classmethod
     def screen(cls, index) -> bool:

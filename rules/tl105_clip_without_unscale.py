@@ -62,7 +62,6 @@ and the inf/NaN check still happens.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import libcst as cst
@@ -96,12 +95,7 @@ class ClipWithoutUnscale(Rule):
         "is meaningless"
     )
     fix_applicability = Applicability.SAFE
-    # Both a clip function's name and a `.scale(` attribute must occur in the text.
-    trigger_pattern = re.compile(r"\A(?=[\s\S]*?clip_grad)(?=[\s\S]*?\.(?:[\s\\]|#[^\n]*)*scale\b)")
-
-    @classmethod
-    def may_apply(cls, text: str) -> bool:
-        return "clip_grad" in text and cls.trigger_pattern.search(text) is not None
+    tokens = ("*clip_grad*", "scale")
 
     @classmethod
     def screen(cls, index) -> bool:

@@ -56,7 +56,6 @@ rule's report-only contract.
 from __future__ import annotations
 
 import ast
-import re
 
 import libcst as cst
 
@@ -85,7 +84,7 @@ class ClipMisplaced(LoopEventRule, Rule):
     name = "clip-misplaced"
     message = "`{clip}` runs {where}: {why}"
     fix_applicability = None
-    trigger_pattern = re.compile(r"^(?=[\s\S]*clip_grad)(?=[\s\S]*backward)(?=[\s\S]*\.step\s*\()")
+    tokens = ("*clip_grad*", "*backward*", "step")
 
     VALID = [
         Valid(
@@ -281,11 +280,6 @@ class ClipMisplaced(LoopEventRule, Rule):
         super().__init__(context)
         self._sites = LoopSites()
         self._seen: set[int] = set()
-
-    @classmethod
-    def may_apply(cls, text: str) -> bool:
-        # Plain substring tests first: most files fail them, faster than the pattern.
-        return "clip_grad" in text and "backward" in text and ".step" in text and cls.trigger_pattern.search(text) is not None
 
     @classmethod
     def screen(cls, index) -> bool:

@@ -129,7 +129,6 @@ from trainlint.rules._eval import (
     ast_scopes,
     ast_with_items,
     decorated_grad_disabled,
-    has_loader_text,
     is_backward,
     is_loader_iter,
     is_model_call,
@@ -143,22 +142,6 @@ from trainlint.rules._loops import Roles
 from trainlint.rules._screens import nn_module_classes
 from trainlint.screen import dotted_name as screen_dotted
 
-# Necessary text: (a) a loader and an evaluation marker; (b) `eval` and a backward/grad.
-TEXT_PATTERN = re.compile(
-    r"\A(?=.*(?:val|test|grad|inference))(?:(?=.*(?:loader|dl\b))|(?=.*eval)(?=.*(?:backward|grad)))",
-    re.DOTALL | re.IGNORECASE,
-)
-
-
-def _may_apply(text: str) -> bool:
-    """TEXT_PATTERN's answer, computed on the case-folded text without a re.I scan."""
-    folded = text.casefold()
-    if not any(k in folded for k in ("val", "test", "grad", "inference")):
-        return False
-    if has_loader_text(folded):
-        return True
-    return "eval" in folded and ("backward" in folded or "grad" in folded)
-
 
 class EvalModeNotSet(Rule):
     __doc__ = __doc__
@@ -168,11 +151,7 @@ class EvalModeNotSet(Rule):
         "Evaluation loop runs `{model}` in training mode (dropout on, BatchNorm updating): "
         "call `{model}.eval()` before it"
     )
-    trigger_pattern = TEXT_PATTERN
-
-    @classmethod
-    def may_apply(cls, text: str) -> bool:
-        return _may_apply(text)
+    tokens = (("*val*", "*test*", "*grad*", "*inference*"), ("*loader*", "*dl*", "*eval*"), ("*loader*", "*dl*", "*backward*", "*grad*"))
 
     VALID = [
         # eval() before the loop

@@ -58,7 +58,6 @@ spelled `*loader*` / `*_dl`; a loop over anything else (`range`, a plain dataset
 from __future__ import annotations
 
 import ast
-import re
 
 import libcst as cst
 
@@ -89,7 +88,6 @@ from trainlint.rules._eval import (
     ast_under_model_context,
     ast_with_items,
     decorated_grad_disabled,
-    has_loader_text,
     is_backward,
     is_loader_iter,
     is_model_call,
@@ -110,13 +108,7 @@ class EvalGradTracking(Rule):
         "Evaluation loop calls `{model}` with gradient tracking on: wrap it in "
         "`torch.no_grad()` or `torch.inference_mode()`"
     )
-    # `eval`, `val*` names and `.eval()` all contain "val"; the loop walks a loader.
-    trigger_pattern = re.compile(r"\A(?=.*val)(?=.*(?:loader|dl\b))", re.DOTALL | re.IGNORECASE)
-
-    @classmethod
-    def may_apply(cls, text: str) -> bool:
-        folded = text.casefold()  # the pattern's answer without a slow re.I scan
-        return "val" in folded and has_loader_text(folded)
+    tokens = ("*val*", ("*loader*", "*dl*"))
 
     VALID = [
         Valid(

@@ -258,10 +258,7 @@ class SoftmaxIntoCrossEntropy(Rule):
     name = "softmax-into-cross-entropy"
     message = "{loss} expects logits but receives {activation} probabilities"
     fix_applicability = Applicability.UNSAFE
-    trigger_pattern = re.compile(
-        r"\A(?=[\s\S]*?(?:oftmax|igmoid|expit))"
-        r"(?=[\s\S]*?(?:cross_entropy|CrossEntropyLoss|nll_loss|NLLLoss|BCEWithLogitsLoss))"
-    )
+    tokens = (("*oftmax*", "*igmoid*", "*expit*"), ("*cross_entropy*", "*crossentropyloss*", "*nll_loss*", "*nllloss*", "*bcewithlogitsloss*"))
 
     VALID = [
         # the seed's LDAM loss: arithmetic on logits, no activation
@@ -765,13 +762,6 @@ class SoftmaxIntoCrossEntropy(Rule):
     ]
 
     # ------------------------------------------------------------------ set-up
-
-    @classmethod
-    def may_apply(cls, text: str) -> bool:
-        """The trigger pattern, by substring search."""
-        return any(w in text for w in ("oftmax", "igmoid", "expit")) and any(
-            w in text for w in ("cross_entropy", "CrossEntropyLoss", "nll_loss", "NLLLoss", "BCEWithLogitsLoss")
-        )
 
     def __init__(self, context) -> None:
         super().__init__(context)

@@ -65,7 +65,6 @@ the receiver must be named `self`.
 from __future__ import annotations
 
 import ast
-import re
 from dataclasses import dataclass
 
 import libcst as cst
@@ -298,12 +297,7 @@ class ModulePlainContainer(Rule):
         "`state_dict()` and `train()`/`eval()` do not see them"
     )
     fix_applicability = Applicability.UNSAFE
-    # A class, and `nn` or `Module` for its base.
-    trigger_pattern = re.compile(r"(?s)\A(?=.*?class)(?=.*?(?:nn|Module))")
-
-    @classmethod
-    def may_apply(cls, text: str) -> bool:
-        return "class" in text and ("nn" in text or "Module" in text)
+    tokens = ("class", ("nn", "*module*"))
 
     VALID = [
         # Registered containers, and plain lists that are wrapped or registered later.

@@ -77,7 +77,6 @@ says that without the rule firing.
 from __future__ import annotations
 
 import ast
-import re
 
 import libcst as cst
 
@@ -126,10 +125,6 @@ REGISTERING = {"add_module", "register_module", "register_parameter", "register_
 NN_NON_MODULE_PARTS = {"functional", "init", "utils", "quantized", "intrinsic", "qat",
                        "quantizable", "attention"}
 
-STATEFUL_WORD = re.compile(
-    r"\b(?:%s|Parameter|register_parameter)\b"
-    % "|".join(sorted(STATEFUL_NAMES, key=len, reverse=True))
-)
 
 
 def is_forward_name(name: str) -> bool:
@@ -154,12 +149,7 @@ class ModuleCreatedInForward(Rule):
         "create it in `__init__`"
     )
     fix_applicability = None
-    # A forward-like method name and a stateful layer's name.
-    trigger_pattern = re.compile(r"(?s)\A(?=.*?forward)(?=.*?%s)" % STATEFUL_WORD.pattern)
-
-    @classmethod
-    def may_apply(cls, text: str) -> bool:
-        return "forward" in text and STATEFUL_WORD.search(text) is not None
+    tokens = ("*forward*", (*sorted(STATEFUL_NAMES), "Parameter", "register_parameter"))
 
     VALID = [
         # Built in __init__, used in forward; functional and parameter-free calls.

@@ -123,7 +123,7 @@ class ForwardCalledDirectly(Rule):
         "parameter gathering, quantization observers); call `{receiver}(...)`"
     )
     fix_applicability = Applicability.SAFE
-    triggers = (".forward",)
+    tokens = ("*forward*",)
 
     VALID = [
         # The class's own forward, a parent's forward, and static Function.forward.

@@ -90,7 +90,6 @@ from trainlint.rules._analysis import (
     binds,
     body_statements,
     is_nn_module,
-    local_classes,
     methods,
     reads_attribute,
     self_attribute,
@@ -280,12 +279,7 @@ class TensorAttributeNotBuffer(Rule):
         "`parameters()` and the optimizer never see it"
     )
     fix_applicability = Applicability.UNSAFE
-    # A class, and torch for the module and the tensor.
-    trigger_pattern = re.compile(r"(?s)\A(?=.*?class)(?=.*?torch)")
-
-    @classmethod
-    def may_apply(cls, text: str) -> bool:
-        return "class" in text and "torch" in text
+    tokens = ("class", "*torch*")
 
     VALID = [
         # Buffers, Parameters, registered later, plain values.
@@ -658,7 +652,7 @@ class TensorAttributeNotBuffer(Rule):
     def _chain(self, cls: cst.ClassDef) -> tuple[list[cst.ClassDef], bool]:
         """cls and its ancestors in this module (nearest first), and whether some ancestor
         is a class from elsewhere other than `nn.Module` itself."""
-        local = local_classes(self.context.module)
+        local = self.context.classes
         chain, todo, seen, foreign = [], [cls], {cls.name.value}, False
         while todo:
             klass = todo.pop(0)
@@ -828,7 +822,7 @@ class TensorAttributeNotBuffer(Rule):
         chain, foreign = self._chain(cls)
         if foreign:
             return False
-        for other in local_classes(self.context.module).values():
+        for other in self.context.classes_using(attr):
             if other is not cls and cls in self._chain(other)[0] and attr in attribute_writes(other):
                 return False  # a subclass in this file writes it too
         for klass in chain:

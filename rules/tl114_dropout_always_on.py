@@ -96,7 +96,7 @@ class DropoutAlwaysOn(Rule):
         "in `train()` mode; pass `training={self_name}.training`"
     )
     fix_applicability = Applicability.UNSAFE
-    triggers = ("dropout",)
+    tokens = ("*dropout*",)
 
     VALID = [
         # The flag is passed: as a keyword (any value), or positionally.

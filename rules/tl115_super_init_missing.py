@@ -95,8 +95,7 @@ class SuperInitMissing(Rule):
     name = "super-init-missing"
     message = "`{cls}.__init__` never calls `super().__init__()`: the module is never initialised"
     fix_applicability = Applicability.UNSAFE
-    # Necessary: a constructor, and a base that can resolve into torch.nn.
-    trigger_pattern = re.compile(r"(?s)\A(?=.*\bdef\s+__init__\b)(?=.*(?:nn|Module))")
+    tokens = ("__init__", ("nn", "*module*", "PreTrainedModel"))
 
     VALID = [
         # Every spelling of the parent call.
@@ -348,11 +347,6 @@ class SuperInitMissing(Rule):
             line=3,
         ),
     ]
-
-    @classmethod
-    def may_apply(cls, text: str) -> bool:
-        """Implied by `trigger_pattern.search(text)`, and much cheaper."""
-        return "__init__" in text and ("nn" in text or "Module" in text)
 
     @classmethod
     def candidates(cls, model: SemanticModel) -> list[_Missing]:

@@ -36,10 +36,8 @@ any other text in the comment, like another tool's `noqa` codes, is kept.
 
 from __future__ import annotations
 
-import re
 
 from trainlint.rule import Applicability, Invalid, Rule, Valid
-from trainlint.rules._analysis import windowed_search
 from trainlint.suppress import UNUSED_SUPPRESSION, UNUSED_SUPPRESSION_NAME, Suppressions
 
 
@@ -56,13 +54,10 @@ class UnusedSuppression(Rule):
     name = UNUSED_SUPPRESSION_NAME
     # Off by default, like ruff's RUF100: enable with `--extend-select TL901`.
     default_enabled = False
+    reports_unused_suppressions = True
     message = "Unused suppression comment"
     fix_applicability = Applicability.SAFE
-    trigger_pattern = re.compile(r"trainlint:|noqa", re.IGNORECASE)
-
-    @classmethod
-    def may_apply(cls, text: str) -> bool:
-        return windowed_search(cls.trigger_pattern, text, ("trainlint:", "noqa"), 10)
+    tokens = (("*trainlint*", "*noqa*"),)
 
     @classmethod
     def screen(cls, index) -> bool:

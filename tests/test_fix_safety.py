@@ -219,3 +219,15 @@ def test_sigkill_at_random_moments_leaves_each_file_original_or_fully_fixed(tmp_
             outcomes["original" if data == original.encode() else "fixed"] += 1
     # The kills landed at different stages: some files were already fixed, some not yet.
     assert outcomes["original"] and outcomes["fixed"], outcomes
+
+
+def test_diff_parses_each_version_of_the_file_once(project, monkeypatch):
+    """--diff: the original is parsed once (its diagnostics are the ones shown), and each
+    fixed version once (the parse that checks it is the one the next round lints)."""
+    parsed = []
+    real_parse = trainlint.engine.parse
+    monkeypatch.setattr(trainlint.engine, "parse", lambda source: parsed.append(source.text) or real_parse(source))
+    result = CliRunner().invoke(main, ["--no-cache", "--diff", "--unsafe-fixes", "train.py"])
+    assert result.exit_code == 1 and "+    if x is None:" in result.output
+    assert parsed == [BUGGY, FIXED]
+    assert (project / "train.py").read_text() == BUGGY

@@ -10,6 +10,7 @@ from trainlint import engine
 from trainlint.registry import all_rules
 from trainlint.rules.tl901_unused_suppression import UnusedSuppression
 from trainlint.suppress import UNUSED_SUPPRESSION, Suppressions
+from trainlint.tokens import Tokens
 
 BUGGY = """\
 import torch
@@ -163,7 +164,7 @@ def test_rule_documentation_and_examples():
         assert f"## {heading}" in doc
     assert UnusedSuppression.code == "TL901" and UnusedSuppression.name == "unused-suppression"
     for example in UnusedSuppression.INVALID:
-        assert UnusedSuppression.may_apply(example.code)
+        assert UnusedSuppression.may_apply(Tokens(example.code))
         module = cst.parse_module(example.code)
         s = Suppressions(example.code)
         reports = s.unused_reports(module, {"TL901"})

@@ -3,28 +3,27 @@
 from __future__ import annotations
 
 import ast
-import dataclasses
-import difflib
 import io
 import re
 import sys
 import threading
 import tokenize
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import libcst as cst
-from libcst.metadata import CodePosition, CodeRange, MetadataWrapper, PositionProvider
 
 from trainlint.anchor import Anchors
 from trainlint.context import Context
 from trainlint.diagnostic import Diagnostic, Edit, internal
 from trainlint.imports import ImportTable
+from trainlint.layout import Layout, Replace
 from trainlint.rule import Fix, Report, Rule
 from trainlint.screen import AstIndex
 from trainlint.semantic import SemanticModel
-from trainlint.suppress import UNUSED_SUPPRESSION, Suppressions
+from trainlint.suppress import Suppressions
+from trainlint.tokens import Tokens
 from trainlint.traverse import walk
 
 MAX_FIX_ROUNDS = 10
@@ -207,7 +206,7 @@ class PhaseOne:
     tree: ast.Module
     text: str
     model: SemanticModel
-    candidates: dict[type[Rule], list] = dataclasses.field(default_factory=dict)
+    candidates: dict[type[Rule], list] = field(default_factory=dict)
 
 
 @dataclass
@@ -216,7 +215,7 @@ class Selection:
 
     rules: list[type[Rule]]
     phase_one: PhaseOne | None = None
-    failures: list[str] = dataclasses.field(default_factory=list)  # rules whose phase one failed
+    failures: list[str] = field(default_factory=list)  # rules whose phase one failed
 
 
 def two_phase(rule: type[Rule]) -> bool:
@@ -227,7 +226,8 @@ def two_phase(rule: type[Rule]) -> bool:
 def select_rules(source: Source, rules: Sequence[type[Rule]]) -> tuple[Selection, str | None]:
     """The rules that may report on the file, and what ruled the others out.
 
-    1. the text prefilter (`Rule.may_apply`); with no rule left, CPython's syntax check;
+    1. the declared tokens (`Rule.may_apply` on the file's words, computed once); with no
+       rule left, CPython's syntax check;
     2. CPython's `ast` of the file, which is also its syntax and nesting check (the same
        verdicts as `check_syntax` and `guard_nesting`);
     3. phase one of the two-phase rules (`candidates` on the file's semantic model): a rule
@@ -248,7 +248,8 @@ def select_rules(source: Source, rules: Sequence[type[Rule]]) -> tuple[Selection
             return Selection(unmodelled(rules)), None
         return _phase_one(list(rules), tree, source.text), None
     text = source.text
-    runnable = [r for r in rules if r.may_apply(text)]
+    tokens = Tokens(text)
+    runnable = [r for r in rules if r.may_apply(tokens)]
     if not runnable:
         check_syntax(source)
         return Selection([]), "prefilter"
@@ -388,14 +389,20 @@ def lint(
 
 
 def _lint(
-    path: str, data: bytes, rules: Sequence[type[Rule]], *, want_edits: bool = False
+    path: str,
+    data: bytes,
+    rules: Sequence[type[Rule]],
+    *,
+    want_edits: bool = False,
+    parsed: cst.Module | None = None,
 ) -> LintResult:
+    """`lint`; `parsed` is LibCST's tree of `data` when the caller has it already."""
     try:
         source = decode(data)
         selection, skipped_by = select_rules(source, rules)
         if not selection.rules and not selection.failures:
             return LintResult([], source=source, skipped_by=skipped_by)
-        module = parse(source)
+        module = parse(source) if parsed is None else parsed
     except SourceError as exc:
         return LintResult([internal(path, exc.message, exc.row, exc.column)])
     runnable = selection.rules
@@ -406,7 +413,7 @@ def _lint(
     if reports:
         located = _locate(path, module, reports, want_edits)
         diagnostics += [d for d in located if not suppressions.covers(d.row, d.code)]
-    if suppressions and not failures and any(r.code == UNUSED_SUPPRESSION for r in runnable):
+    if suppressions and not failures and any(r.reports_unused_suppressions for r in runnable):
         stale = suppressions.unused_reports(module, {r.code for r in rules})
         diagnostics += _locate(path, module, stale, want_edits) if stale else []
     diagnostics.sort(key=lambda d: d.sort_key)
@@ -523,15 +530,14 @@ class _Dispatcher(cst.CSTVisitor):
 def _locate(
     path: str, module: cst.Module, reports: list[Report], want_edits: bool
 ) -> list[Diagnostic]:
-    layout = _Layout(module)
+    layout = Layout(module)
     wanted = [(report.node, report.near) for report in reports]
     if want_edits:
         wanted += [(old, r.near) for r in reports if r.fix is not None for old, _ in r.fix.edits]
-    layout.find(wanted)
-    spans = layout.positions([report.node for report in reports])
+    layout.measure(wanted)
     out = []
     for report in reports:
-        span = spans[id(report.node)]
+        span = layout.position(report.node)
         diagnostic = Diagnostic(
             path,
             report.code,
@@ -546,197 +552,9 @@ def _locate(
             data=report.data,
         )
         if want_edits and report.fix is not None:
-            diagnostic.edits = fix_edits(module, report.fix, layout)
+            diagnostic.edits = layout.edits(report.fix)
         out.append(diagnostic)
     return out
-
-
-def _locate_reference(
-    path: str, module: cst.Module, reports: list[Report], want_edits: bool
-) -> list[Diagnostic]:
-    """`_locate` the plain way (positions of the whole module, fixes applied to the whole
-    module): what `_locate` must equal, for the tests."""
-    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
-    out = []
-    for report in reports:
-        span = positions[report.node]
-        diagnostic = Diagnostic(
-            path, report.code, report.name, report.message, span.start.line,
-            span.start.column + 1, span.end.line, span.end.column + 1, report.fix,
-            report.help, data=report.data,
-        )
-        if want_edits and report.fix is not None:
-            before = module.code
-            after = module.visit(_Replace({id(old): new for old, new in report.fix.edits})).code
-            diagnostic.edits = _text_edits(before, after)
-        out.append(diagnostic)
-    return out
-
-
-_FIELDS: dict[type, tuple[str, ...]] = {}
-
-
-def _cst_children(node: cst.CSTNode) -> list[cst.CSTNode]:
-    """Every child node (whitespace and comments included), without a visitor."""
-    names = _FIELDS.get(type(node))
-    if names is None:
-        names = _FIELDS[type(node)] = tuple(f.name for f in dataclasses.fields(node))
-    out: list[cst.CSTNode] = []
-    for name in names:
-        value = getattr(node, name)
-        if isinstance(value, cst.CSTNode):
-            out.append(value)
-        elif isinstance(value, (list, tuple)):
-            out.extend(v for v in value if isinstance(v, cst.CSTNode))
-    return out
-
-
-class _Layout:
-    """A module's code, top-level statement by statement.
-
-    Positions (`PositionProvider`) and the code of a fixed module both take a codegen of
-    the whole module, which costs about as much as parsing it. A reported node lies in
-    one top-level statement, and a fix changes one or a few: those are generated alone
-    (at the top level their code does not depend on what precedes them), the rest of the
-    module's code is reused.
-    """
-
-    def __init__(self, module: cst.Module) -> None:
-        self.module = module
-        self._parts: list[str] | None = None  # code of each header line, statement, footer line
-        self._code: str | None = None
-        self._where: dict[int, tuple[int, list[int]]] = {}  # see _find
-        self._absent: set[int] = set()  # looked for, in no top-level statement
-
-    # -- the code, part by part (as Module._codegen_impl generates it)
-
-    def _join(self, parts: list[str]) -> str:
-        module = self.module
-        code = "".join(parts)
-        if module.has_trailing_newline:
-            return code or module.default_newline
-        # the last token, a newline, is dropped
-        return code[:-2] if code.endswith("\r\n") else code[:-1]
-
-    @property
-    def parts(self) -> list[str]:
-        if self._parts is None:
-            module = self.module
-            code_for = module.code_for_node
-            self._parts = [code_for(n) for n in (*module.header, *module.body, *module.footer)]
-        return self._parts
-
-    @property
-    def code(self) -> str:
-        if self._code is None:
-            self._code = self._join(self.parts)
-        return self._code
-
-    def find(self, nodes: list[tuple[cst.CSTNode, cst.CSTNode | None]]) -> None:
-        """Looks up where each node is (see `_find`), in one pass; each node comes with a
-        top-level statement to look in first (or None)."""
-        body = self.module.body
-        index_of = {id(stmt): i for i, stmt in enumerate(body)}
-        first = [index_of[id(near)] for _, near in nodes if near is not None and id(near) in index_of]
-        order = [*dict.fromkeys(first), *range(len(body))]
-        self._search({id(node) for node, _ in nodes}, order)
-
-    def _find(self, wanted: set[int]) -> dict[int, tuple[int, list[int]]]:
-        """id of each wanted node found in a top-level statement -> (the statement's
-        index, ids of the nodes from the statement down to it)."""
-        missing = wanted - self._where.keys() - self._absent
-        if missing:
-            self._search(missing, range(len(self.module.body)))
-        return {i: self._where[i] for i in wanted if i in self._where}
-
-    def _search(self, wanted: set[int], order) -> None:
-        wanted = set(wanted)
-        seen: set[int] = set()
-        for index in order:
-            if not wanted:
-                return
-            if index in seen:
-                continue
-            seen.add(index)
-            path: list[int] = []
-            stack: list[tuple[cst.CSTNode, int]] = [(self.module.body[index], 0)]
-            while stack:
-                node, depth = stack.pop()
-                del path[depth:]
-                path.append(id(node))
-                if id(node) in wanted:
-                    self._where[id(node)] = (index, list(path))
-                    wanted.discard(id(node))
-                    if not wanted:
-                        return
-                stack.extend((child, depth + 1) for child in _cst_children(node))
-        self._absent |= wanted
-
-    # -- positions
-
-    def positions(self, nodes: list[cst.CSTNode]) -> dict[int, CodeRange]:
-        """id(node) -> its `PositionProvider` range, for each node."""
-        wanted = {id(n) for n in nodes}
-        where = self._find(wanted)
-        out: dict[int, CodeRange] = {}
-        if len(where) < len(wanted):  # a comment of the header or footer, the module itself
-            full = _positions(self.module)
-            for node in nodes:
-                out[id(node)] = full[node]
-            return out
-        module, header = self.module, len(self.module.header)
-        for index in sorted({index for index, _ in where.values()}):
-            alone = module.with_changes(header=(), body=(module.body[index],), footer=())
-            spans = _positions(alone)
-            lines = sum(len(_NEWLINE.findall(part)) for part in self.parts[: header + index])
-            for node in nodes:
-                if where[id(node)][0] == index:
-                    span = spans[node]
-                    out[id(node)] = CodeRange(
-                        CodePosition(span.start.line + lines, span.start.column),
-                        CodePosition(span.end.line + lines, span.end.column),
-                    )
-        return out
-
-    # -- fixes
-
-    def fixed_code(self, fix: Fix) -> str:
-        """The module's code with the fix applied (as `module.visit(_Replace(...)).code`)."""
-        module = self.module
-        replacements = {id(old): new for old, new in fix.edits}
-        where = self._find(set(replacements))
-        if len(where) < len(replacements):  # e.g. a comment of the module's header
-            return module.visit(_Replace(replacements)).code
-        path = {id(module)}
-        for _, ids in where.values():
-            path.update(ids)
-        fixed = module.visit(_Replace(replacements, path))
-        if (
-            len(fixed.header) != len(module.header)
-            or len(fixed.body) != len(module.body)
-            or len(fixed.footer) != len(module.footer)
-        ):
-            return fixed.code  # a statement removed or split in two
-        old_nodes = (*module.header, *module.body, *module.footer)
-        new_nodes = (*fixed.header, *fixed.body, *fixed.footer)
-        parts = [
-            part if new is old else fixed.code_for_node(new)
-            for part, old, new in zip(self.parts, old_nodes, new_nodes)
-        ]
-        return self._join(parts)
-
-
-_NEWLINE = re.compile(r"\r\n?|\n")
-
-
-def _positions(module: cst.Module):
-    """`MetadataWrapper(module).resolve(PositionProvider)`, without the wrapper's pass of
-    batchable providers, which walks the whole tree even when there are none."""
-    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
-    try:
-        return PositionProvider()._gen(wrapper)
-    except AttributeError:  # a LibCST without this internal API
-        return wrapper.resolve(PositionProvider)
 
 
 # ----------------------------------------------------------------------------- fixes
@@ -760,7 +578,7 @@ def apply_fixes(module: cst.Module, fixes: Sequence[Fix]) -> tuple[cst.Module, l
         taken |= ids
         applied.append(fix)
     replacements = {id(old): new for fix in applied for old, new in fix.edits}
-    return module.visit(_Replace(replacements)), applied
+    return module.visit(Replace(replacements)), applied
 
 
 class _TargetNesting(cst.CSTVisitor):
@@ -784,56 +602,11 @@ class _TargetNesting(cst.CSTVisitor):
             self.open.pop()
 
 
-class _Replace(cst.CSTTransformer):
-    """Replaces nodes by identity. With `path` (the ids of the replaced nodes and of every
-    node above one), subtrees off the path are left as they are, not rebuilt."""
-
-    def __init__(self, replacements: dict[int, object], path: set[int] | None = None) -> None:
-        self.replacements = replacements
-        self.path = path
-
-    def on_visit(self, node) -> bool:
-        return self.path is None or id(node) in self.path
-
-    def on_leave(self, original_node, updated_node):
-        return self.replacements.get(id(original_node), updated_node)
-
-
-def fix_edits(module: cst.Module, fix: Fix, layout: _Layout | None = None) -> list[Edit]:
+def fix_edits(module: cst.Module, fix: Fix) -> list[Edit]:
     """The fix as text edits on the original code (for JSON and SARIF output)."""
-    layout = layout or _Layout(module)
-    return _text_edits(layout.code, layout.fixed_code(fix))
-
-
-def _text_edits(before: str, after: str) -> list[Edit]:
-    a, b = before.splitlines(keepends=True), after.splitlines(keepends=True)
-    edits = []
-    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        if tag == "equal":
-            continue
-        old, new = "".join(a[i1:i2]), "".join(b[j1:j2])
-        head = len(_common_prefix(old, new))
-        tail = len(_common_prefix(old[head:][::-1], new[head:][::-1]))
-        start = sum(map(len, a[:i1])) + head
-        end = sum(map(len, a[:i1])) + len(old) - tail
-        (r1, c1), (r2, c2) = _row_col(before, start), _row_col(before, end)
-        edits.append(Edit(new[head : len(new) - tail], r1, c1, r2, c2))
-    return edits
-
-
-def _common_prefix(a: str, b: str) -> str:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return a[:n]
-
-
-def _row_col(text: str, offset: int) -> tuple[int, int]:
-    row = text.count("\n", 0, offset) + 1
-    return row, offset - (text.rfind("\n", 0, offset) + 1) + 1
+    layout = Layout(module)
+    layout.measure([(old, None) for old, _ in fix.edits])
+    return layout.edits(fix)
 
 
 @dataclass
@@ -841,6 +614,7 @@ class FixResult:
     data: bytes
     applied: list[Diagnostic]
     remaining: LintResult
+    original: list[Diagnostic]  # the diagnostics of the code before any fix
 
 
 def fix(
@@ -857,7 +631,8 @@ def fix(
     try:
         return _guarded(_fix, path, data, rules, unsafe, accept)
     except (RecursionError, MemoryError):
-        return FixResult(data, [], LintResult([internal(path, TOO_DEEP)]))
+        too_deep = [internal(path, TOO_DEEP)]
+        return FixResult(data, [], LintResult(too_deep), too_deep)
 
 
 def _fix(
@@ -869,6 +644,7 @@ def _fix(
 ) -> FixResult:
     applied: list[Diagnostic] = []
     result = _lint(path, data, rules)
+    original = list(result.diagnostics)
     for _ in range(MAX_FIX_ROUNDS):
         if result.module is None:
             break
@@ -880,7 +656,7 @@ def _fix(
         if new_data == data:
             break
         try:
-            parse(decode(new_data))
+            fixed_tree = parse(decode(new_data))
         except SourceError as exc:
             result.diagnostics.append(
                 internal(
@@ -894,5 +670,5 @@ def _fix(
         done_ids = {id(f) for f in done}
         applied += [d for d in chosen if id(d.fix) in done_ids]
         data = new_data
-        result = _lint(path, data, rules)
-    return FixResult(data, applied, result)
+        result = _lint(path, data, rules, parsed=fixed_tree)
+    return FixResult(data, applied, result, original)

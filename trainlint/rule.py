@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, ClassVar, Sequence, Union
 
 import libcst as cst
 
+from trainlint.tokens import Needs, Tokens
+
 if TYPE_CHECKING:
     from trainlint.context import Context
     from trainlint.screen import AstIndex
@@ -92,11 +94,12 @@ class Rule:
     name: ClassVar[str]
     message: ClassVar[str]
     fix_applicability: ClassVar[Applicability | None] = None
-    # Necessary condition on the raw text: the rule runs only on files containing one of
-    # these substrings (or matching the pattern). Empty means "always".
-    triggers: ClassVar[tuple[str, ...]] = ()
-    trigger_pattern: ClassVar[re.Pattern[str] | None] = None
+    # The words the rule needs in a file (see trainlint.tokens); empty means "always".
+    tokens: ClassVar[Needs] = ()
     default_enabled: ClassVar[bool] = True
+    # The engine reports the file's suppressions that hid nothing in this rule's name,
+    # after every other rule ran (see Suppressions.unused_reports).
+    reports_unused_suppressions: ClassVar[bool] = False
     VALID: ClassVar[Sequence[Valid]] = ()
     INVALID: ClassVar[Sequence[Invalid]] = ()
 
@@ -124,10 +127,9 @@ class Rule:
         return Fix(message, self.fix_applicability, tuple(edits))
 
     @classmethod
-    def may_apply(cls, text: str) -> bool:
-        if cls.trigger_pattern is not None:
-            return cls.trigger_pattern.search(text) is not None
-        return not cls.triggers or any(t in text for t in cls.triggers)
+    def may_apply(cls, tokens: Tokens) -> bool:
+        """Whether the file's words meet the rule's declared `tokens`."""
+        return tokens.meet(cls.tokens)
 
     @classmethod
     def screen(cls, index: AstIndex) -> bool:

@@ -271,14 +271,13 @@ class Runner:
             )
             if self.options.diff:
                 outcome.diff = _unified_diff(shown, data, new)
-                outcome.diagnostics = unit.located(engine.lint(shown, unit.code, rules).diagnostics)
+                outcome.diagnostics = unit.located(fixed.original)
                 outcome.fixed = []
                 return outcome
             problem = write_atomically(path, data, new)
             if not problem:
                 return outcome
-        diagnostics = unit.located(engine.lint(shown, unit.code, rules).diagnostics)
-        return FileOutcome(shown, diagnostics + [internal(shown, problem)])
+        return FileOutcome(shown, unit.located(fixed.original) + [internal(shown, problem)])
 
     def _fix_verified(self, shown: str, data: bytes, rules) -> engine.FixResult:
         from trainlint.harness.verify import fix_key, verify_file
