@@ -512,6 +512,21 @@ async def test_notebook_cells_get_cell_relative_diagnostics(client: LanguageClie
     assert diagnostic.code == "TL002"
     assert diagnostic.range.start.line == 1  # the second line of the cell, not of the notebook
     assert diagnostic.range.start.character == cells[3].splitlines()[1].index("16, 1")
+
+    # the cell's fix gives the cell `trainlint --fix` writes into the .ipynb file
+    fixes = [a for a in await actions(client, uris[3], diagnostic) if a.title.startswith("Fix ")]
+    (fix,) = fixes
+    document = {
+        "cells": [{"cell_type": "code" if k == types.NotebookCellKind.Code else "markdown", "metadata": {},
+                   "source": t, **({"outputs": [], "execution_count": None} if k == types.NotebookCellKind.Code else {})}
+                  for k, t in zip(kinds, cells)],
+        "metadata": {}, "nbformat": 4, "nbformat_minor": 5,
+    }
+    ipynb = workspace / "explore.ipynb"
+    ipynb.write_text(json.dumps(document, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    trainlint("--fix", "--unsafe-fixes", "--no-cache", ipynb.name, cwd=workspace)
+    fixed = json.loads(ipynb.read_text(encoding="utf-8"))["cells"][3]["source"]
+    assert apply(cells[3], fix.edit, uris[3]) == "".join(fixed) != cells[3]
     client.notebook_document_did_close(
         types.DidCloseNotebookDocumentParams(
             notebook_document=types.NotebookDocumentIdentifier(uri=notebook),
