@@ -101,22 +101,25 @@ class TrainlintServer(LanguageServer):
             if self.document_version(uri) != version:
                 return  # the notebook changed meanwhile: a newer lint is scheduled
             for index, (cell_uri, _, text) in enumerate(cells):
-                self._store(cell_uri, version, results.get(index, Checked(text, [])))
+                cell_version = self.workspace.get_text_document(cell_uri).version
+                self._store(cell_uri, version, results.get(index, Checked(text, [])), cell_version)
             return
         document = self.workspace.text_documents.get(uri)
-        if document is None:
+        if document is None or not self.is_python(uri):
             return
         checked = await loop.run_in_executor(self.linter, check, _path(uri), document.source, self.settings)
         if self.document_version(uri) == version:
             self._store(uri, version, checked)
 
-    def _store(self, uri: str, version: int | None, checked: Checked) -> None:
+    def _store(self, uri: str, version: int | None, checked: Checked, shown: int | None = None) -> None:
+        """Keep a lint of `version` of the document (or of the cell's notebook) and push it;
+        `shown` is the cell's own version, for a cell."""
         self.checked[uri] = checked
         self.versions[uri] = version
         if not self.pulls:
-            self.text_document_publish_diagnostics(
-                types.PublishDiagnosticsParams(uri=uri, diagnostics=self.lsp_diagnostics(uri), version=version)
-            )
+            self.text_document_publish_diagnostics(types.PublishDiagnosticsParams(
+                uri=uri, diagnostics=self.lsp_diagnostics(uri), version=version if shown is None else shown
+            ))
 
     def lsp_diagnostics(self, uri: str) -> list[types.Diagnostic]:
         checked = self.checked[uri]
@@ -140,6 +143,10 @@ class TrainlintServer(LanguageServer):
                     raise  # this request itself was cancelled
                 return await self.current(uri)  # a newer change replaced that lint
         return self.checked.get(uri)
+
+    def is_python(self, uri: str) -> bool:
+        document = self.workspace.text_documents.get(uri)
+        return document is not None and (document.language_id == "python" or uri.endswith((".py", ".pyi")))
 
     def owner(self, uri: str) -> str:
         """The notebook a cell belongs to; a plain document owns itself."""
@@ -169,8 +176,10 @@ class TrainlintServer(LanguageServer):
             self.checked.clear()
             self.versions.clear()
             return
-        for uri in [*self.workspace.text_documents, *self.workspace.notebook_documents]:
-            if self.owner(uri) == uri and _is_python(uri):
+        for uri in self.workspace.notebook_documents:
+            self.schedule(uri)
+        for uri in self.workspace.text_documents:
+            if self.owner(uri) == uri and self.is_python(uri):
                 self.schedule(uri)
 
 
@@ -182,10 +191,6 @@ def _path(uri: str) -> Path:
     if parsed.scheme == "file":
         return Path(unquote(parsed.path))
     return Path.cwd() / (Path(unquote(parsed.path)).name or "untitled.py")
-
-
-def _is_python(uri: str) -> bool:
-    return not uri.endswith((".toml", ".md", ".txt", ".json", ".cfg", ".ini", ".yaml", ".yml"))
 
 
 def _is_config(uri: str) -> bool:
@@ -214,14 +219,14 @@ async def initialized(ls: TrainlintServer, params: types.InitializedParams) -> N
 @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
 def did_open(ls: TrainlintServer, params: types.DidOpenTextDocumentParams) -> None:
     uri = params.text_document.uri
-    if ls.owner(uri) == uri and _is_python(uri):
+    if ls.owner(uri) == uri and ls.is_python(uri):
         ls.schedule(uri)
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
 def did_change(ls: TrainlintServer, params: types.DidChangeTextDocumentParams) -> None:
     uri = params.text_document.uri
-    if ls.owner(uri) == uri and _is_python(uri):
+    if ls.owner(uri) == uri and ls.is_python(uri):
         ls.schedule(uri, DEBOUNCE_S)
 
 
@@ -230,7 +235,7 @@ def did_save(ls: TrainlintServer, params: types.DidSaveTextDocumentParams) -> No
     uri = params.text_document.uri
     if _is_config(uri):
         ls.settings_changed()
-    elif ls.owner(uri) == uri and _is_python(uri):
+    elif ls.owner(uri) == uri and ls.is_python(uri):
         ls.schedule(uri)
 
 
@@ -277,7 +282,7 @@ def watched_files(ls: TrainlintServer, params: types.DidChangeWatchedFilesParams
 )
 async def pull_diagnostics(ls: TrainlintServer, params: types.DocumentDiagnosticParams):
     uri = params.text_document.uri
-    checked = await ls.current(uri) if _is_python(uri) else None
+    checked = await ls.current(uri) if ls.is_python(uri) else None
     items = ls.lsp_diagnostics(uri) if checked is not None else []
     return types.RelatedFullDocumentDiagnosticReport(items=items)
 
