@@ -22,9 +22,9 @@ from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 
 from trainlint import __version__
-from trainlint.diagnostic import Diagnostic
+from trainlint.config import ConfigError
 from trainlint.docs import page
-from trainlint.registry import all_rules
+from trainlint.registry import SelectorError, all_rules
 from trainlint.rule import Applicability
 from trainlint.server import convert
 from trainlint.server.checking import Checked, SettingsCache, check, check_notebook, fix_all, with_noqa
@@ -367,7 +367,7 @@ async def verify(ls: TrainlintServer, uri: str) -> list[dict]:
     path = _path(uri)
     try:
         config = ls.settings.runner(path).settings.source
-    except Exception:  # noqa: BLE001 - the subprocess reports a broken configuration itself
+    except (ConfigError, SelectorError):  # the subprocess reports it, with the same words
         config = "defaults"
     with tempfile.TemporaryDirectory(prefix="trainlint-verify-") as folder:
         copy = Path(folder) / path.name

@@ -17,7 +17,7 @@ from pathlib import Path
 from trainlint import engine
 from trainlint.config import ConfigError, Settings, find_config, load
 from trainlint.diagnostic import Diagnostic, internal
-from trainlint.notebook import Notebook, NotebookError
+from trainlint.notebook import Notebook
 from trainlint.registry import SelectorError
 from trainlint.rule import Rule
 from trainlint.runner import Options, Runner
@@ -135,10 +135,7 @@ def check_notebook(path: Path, cells: list[tuple[str, str]], settings: SettingsC
     """Lint a notebook's cells (kind "code" or "markdown", text) as `trainlint check` lints
     the .ipynb file; returns, per cell index, its diagnostics with cell-relative rows."""
     document = {"cells": [{"cell_type": kind, "source": text} for kind, text in cells]}
-    try:
-        notebook = Notebook(json.dumps(document).encode("utf-8"))
-    except NotebookError as exc:  # not reachable with cells built here; kept as a TL000
-        return {0: Checked(cells[0][1] if cells else "", [internal(str(path), exc.message)])}
+    notebook = Notebook(json.dumps(document).encode("utf-8"))
     whole = check(path, notebook.python, settings)
     out = {i: Checked(text, [], whole.fixable_unsafe, whole.rules, whole.path)
            for i, (kind, text) in enumerate(cells) if kind == "code"}
