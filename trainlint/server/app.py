@@ -294,11 +294,11 @@ async def hover(ls: TrainlintServer, params: types.HoverParams) -> types.Hover |
     if checked is None:
         return None
     positions = ls.positions(checked.text)
-    at = positions.offset(params.position)
+    at = _key(params.position)
     codes = []
     for d in checked.diagnostics:
         span = positions.range(d.row, d.column, d.end_row, d.end_column)
-        if positions.offset(span.start) <= at <= positions.offset(span.end) and d.code not in codes:
+        if _key(span.start) <= at <= _key(span.end) and d.code not in codes:
             codes.append(d.code)
     rules = {rule.code: rule for rule in all_rules()}
     pages = [page(rules[code]) for code in codes if code in rules]
@@ -322,10 +322,10 @@ async def code_actions(ls: TrainlintServer, params: types.CodeActionParams) -> l
     positions = ls.positions(checked.text)
     actions: list[types.CodeAction] = []
     if _wanted(types.CodeActionKind.QuickFix, only):
-        first, last = positions.offset(params.range.start), positions.offset(params.range.end)
+        first, last = _key(params.range.start), _key(params.range.end)
         for d in checked.diagnostics:
             lsp = convert.diagnostic(d, positions)
-            if d.is_error or not (positions.offset(lsp.range.start) <= last and first <= positions.offset(lsp.range.end)):
+            if d.is_error or not (_key(lsp.range.start) <= last and first <= _key(lsp.range.end)):
                 continue
             if d.fix is not None and d.edits:
                 safety = "safe" if d.fix.applicability is Applicability.SAFE else "unsafe"
@@ -349,6 +349,11 @@ async def code_actions(ls: TrainlintServer, params: types.CodeActionParams) -> l
             title = "Fix all fixes (unsafe-fixes is on)" if checked.fixable_unsafe else "Fix all safe fixes"
             actions.append(types.CodeAction(title=f"trainlint: {title}", kind=FIX_ALL, edit=_edit(uri, edits)))
     return actions
+
+
+def _key(position: types.Position) -> tuple[int, int]:
+    """Positions of one document, in the same units, compare as (line, character)."""
+    return position.line, position.character
 
 
 def _wanted(kind: str, only: list[str] | None) -> bool:

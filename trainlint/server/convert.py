@@ -34,11 +34,6 @@ class Positions:
     def range(self, row: int, column: int, end_row: int, end_column: int) -> types.Range:
         return types.Range(start=self.position(row, column), end=self.position(end_row, end_column))
 
-    def offset(self, position: types.Position) -> int:
-        """The character offset of a client position in the text."""
-        server = self.codec.position_from_client_units(self.lines, position)
-        return sum(len(line) for line in self.lines[: server.line]) + server.character
-
 
 def diagnostic(d: Diagnostic, positions: Positions) -> types.Diagnostic:
     url = rule_url(d.code)
