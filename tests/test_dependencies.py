@@ -29,6 +29,7 @@ IMPORT_NAMES = {
     "pygls": {"pygls"},
     "pytest-lsp": {"pytest_lsp"},
     "flake8": {"flake8"},
+    "pyyaml": {"yaml"},
 }
 
 

@@ -290,3 +290,16 @@ def verify(paths, device, output_format, plot_dir, timeout, select, ignore, conf
         for p in written:
             click.echo(f"wrote {p}", err=True)
     sys.exit(EXIT_DIAGNOSTICS if any(v.verdict == "refuted" for v in verdicts) else EXIT_CLEAN)
+
+
+@main.command()
+def server() -> None:
+    """Run the language server over stdio (for editors; needs `pip install 'trainlint[server]'`)."""
+    try:
+        from trainlint.server.app import serve
+    except ImportError as exc:
+        if exc.name not in ("pygls", "lsprotocol"):
+            raise
+        click.echo("trainlint: error: the server needs pygls: pip install 'trainlint[server]'", err=True)
+        sys.exit(EXIT_ERROR)
+    serve()

@@ -1,0 +1,52 @@
+"""The flake8 plugin, run by the real flake8: the same diagnostics as `trainlint --output-format concise`."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(*command: str, cwd: Path) -> list[str]:
+    out = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300).stdout
+    return out.splitlines()
+
+
+def flake8(target: str, cwd: Path) -> list[str]:
+    return sorted(run(sys.executable, "-m", "flake8", "--select", "TL", target, cwd=cwd), key=_order)
+
+
+def concise(target: str, cwd: Path) -> list[str]:
+    """trainlint's concise lines without the `[*]` fix mark (flake8 has no place for it)
+    and without the summary line."""
+    lines = run(sys.executable, "-m", "trainlint", "--no-cache", "--output-format", "concise", target, cwd=cwd)
+    return sorted((line.replace(" [*] ", " ", 1) for line in lines if re.match(r".+:\d+:\d+: TL\d{3} ", line)),
+                  key=_order)
+
+
+def _order(line: str) -> tuple:
+    path, row, column, rest = line.split(":", 3)
+    return path, int(row), int(column), rest
+
+
+def test_flake8_reports_what_trainlint_reports_on_the_fixtures():
+    expected = concise("fixtures/", ROOT)
+    assert len(expected) >= 40
+    assert flake8("fixtures/", ROOT) == expected
+
+
+def test_flake8_honours_tool_trainlint(tmp_path: Path):
+    shutil.copytree(ROOT / "fixtures", tmp_path / "fixtures")
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.trainlint]\nignore = ["TL005"]\nextend-select = ["TL901"]\n'
+        '[tool.trainlint.per-file-ignores]\n"fixtures/train/*" = ["TL1"]\n',
+        encoding="utf-8",
+    )
+    expected = concise("fixtures/", tmp_path)
+    assert expected and not any(" TL005 " in line for line in expected)
+    assert not any(line.startswith("fixtures/train/") and " TL1" in line for line in expected)
+    assert flake8("fixtures/", tmp_path) == expected
