@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
+
+from helpers import console_script
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -17,13 +18,13 @@ def run(*command: str, cwd: Path) -> list[str]:
 
 
 def flake8(target: str, cwd: Path) -> list[str]:
-    return sorted(run(sys.executable, "-m", "flake8", "--select", "TL", target, cwd=cwd), key=_order)
+    return sorted(run(console_script("flake8"), "--select", "TL", target, cwd=cwd), key=_order)
 
 
 def concise(target: str, cwd: Path) -> list[str]:
     """trainlint's concise lines without the `[*]` fix mark (flake8 has no place for it)
     and without the summary line."""
-    lines = run(sys.executable, "-m", "trainlint", "--no-cache", "--output-format", "concise", target, cwd=cwd)
+    lines = run(console_script(), "--no-cache", "--output-format", "concise", target, cwd=cwd)
     return sorted((line.replace(" [*] ", " ", 1) for line in lines if re.match(r".+:\d+:\d+: TL\d{3} ", line)),
                   key=_order)
 

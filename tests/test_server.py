@@ -13,7 +13,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ from pygls.protocol import default_converter
 from pytest_lsp import ClientServerConfig, LanguageClient
 from pytest_lsp.client import DEFAULT_CLIENT_FEATURES, register_lsp_features
 
+from helpers import console_script
 from trainlint import engine
 from trainlint.registry import all_rules, select
 
@@ -55,7 +55,7 @@ def recording_client() -> LanguageClient:
 
 
 SERVER = ClientServerConfig(
-    server_command=[sys.executable, "-m", "trainlint", "server"], client_factory=recording_client
+    server_command=[console_script(), "server"], client_factory=recording_client
 )
 WAIT_S = 30  # a ceiling for the test not to hang; not a speed goal
 
@@ -90,7 +90,7 @@ def margin_loss(logits, target, margins):
 
 def trainlint(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "trainlint", *args], cwd=cwd, capture_output=True, text=True, timeout=300
+        [console_script(), *args], cwd=cwd, capture_output=True, text=True, timeout=300
     )
 
 
