@@ -36,6 +36,10 @@ COUNT_LIST_NAMES = (
 )
 CLASS_COUNT_NAMES = {"num_classes", "classes", "n_classes", "nclass", "num_class", "class_num", "n_class"}
 SEARCH_SECONDS = 5.0
+# Per-class lists and class counts filled in even where they have defaults (a loss that takes
+# `cls_num_list=None` is meant to get one: its margin path only runs with it), as lists, then
+# as tensors; then every default as written.
+ARGUMENT_STYLES = ("filled", "tensors", "as given")
 # (rank of the input, target form): class indices, or a 0/1 tensor shaped like the input.
 INPUT_FORMS = ((2, "index"), (4, "index"), (3, "index"), (2, "same"), (4, "same"))
 STEP_ARG_NAMES = {"external_iter", "epoch", "iteration", "it", "step", "iters", "t", "i"}
@@ -333,29 +337,38 @@ def cosine_reference(cls, kwargs, step_record):
 # ----------------------------------------------------------------------------------- losses
 
 
-def loss_kwargs(cls, configured: dict, classes: int, hints: dict) -> dict[str, Value]:
+def loss_kwargs(cls, configured: dict, classes: int, hints: dict, style: str = "as given") -> dict[str, Value]:
     """Configured values, then the project's call sites, then defaults (`weight=None` is a
-    valid value), then annotations, then names."""
+    valid value), then annotations, then names. Style "filled" also fills class counts and
+    per-class lists that have defaults; "tensors" passes those lists as tensors."""
     kwargs: dict[str, Value] = {}
     for index, p in enumerate(constructor_params(cls)):
         low = p.name.lower()
+        per_class = any(s in low for s in COUNT_LIST_NAMES)
         hint = hint_for(p, index, hints)
         hinted = from_hint(p, hint, classes) if hint else None
         if p.name in configured:
             kwargs[p.name] = literal(configured[p.name])
         elif hinted is not None:
             kwargs[p.name] = hinted
-        elif p.default is not p.empty:
+        elif p.default is not p.empty and (style == "as given" or not (per_class or low in CLASS_COUNT_NAMES)):
             continue
-        elif (annotated := from_annotation(p, classes)) is not None:
-            kwargs[p.name] = annotated
-        elif any(s in low for s in COUNT_LIST_NAMES):
-            kwargs[p.name] = counts(classes)
+        elif per_class:
+            kwargs[p.name] = count_tensor(classes) if style == "tensors" else counts(classes)
         elif low in CLASS_COUNT_NAMES:
             kwargs[p.name] = literal(classes)
+        elif (annotated := from_annotation(p, classes)) is not None:
+            kwargs[p.name] = annotated
         else:
             kwargs[p.name] = literal(guess_argument(p))
     return kwargs
+
+
+def count_tensor(classes: int) -> Value:
+    import torch
+
+    listed = counts(classes)
+    return Value(torch.tensor(listed.value, dtype=torch.float32), f"torch.tensor({listed.code}, dtype=torch.float32)")
 
 
 def class_count(spec: dict) -> int:
@@ -372,17 +385,18 @@ def class_count(spec: dict) -> int:
 
 
 def make_inputs(form: dict, batch: int, device: str):
-    """Seeded logits of the form's rank and a target of the form's kind."""
+    """Seeded logits of the form's rank (not a leaf, as a model's output is not: in-place
+    edits must work; gradients are read on `leaf`) and a target of the form's kind."""
     import torch
 
     torch.manual_seed(1234)
     shape = (batch, form["classes"], *(6,) * (form["rank"] - 2))
-    logits = torch.randn(*shape).to(device).requires_grad_()
+    leaf = torch.randn(*shape).to(device).requires_grad_()
     if form["target"] == "index":
         target = torch.randint(0, form["classes"], (batch, *shape[2:])).to(device)
     else:
         target = torch.randint(0, 2, shape).float().to(device)
-    return logits, target
+    return leaf, leaf.clone(), target
 
 
 def inputs_code(form: dict, batch: int, device: str) -> str:
@@ -399,46 +413,92 @@ def runs_once(module, form: dict, device: str) -> str | None:
     import torch
 
     try:
-        logits, target = make_inputs(form, 7, device)
+        _, logits, target = make_inputs(form, 7, device)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             loss = module(logits, target)
     except Exception as exc:
         return f"{type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}"
-    if not isinstance(loss, torch.Tensor) or loss.numel() != 1 or not torch.isfinite(loss).all():
-        return "not a finite scalar"
+    if not isinstance(loss, torch.Tensor) or loss.numel() == 0 or not torch.isfinite(loss).all():
+        return "not a finite tensor"
     return None
 
 
-def choose_form(spec: dict, classes: int, device: str) -> tuple[dict, list[str], str]:
-    """The first input form on which the reference (the original; all fixes when the
-    original does not construct here) runs: a bounded, seeded search over ranks, target
-    kinds and class counts. Returns the form, what was tried, and which reference ran."""
+def class_counts(cls, spec: dict, classes: int) -> list[int]:
+    """The class count to try: a fixed one, else 7, the class-count defaults, and 2."""
+    if spec.get("num_classes") or classes != 7:
+        return [classes]
+    defaults = [p.default for p in constructor_params(cls)
+                if p.name.lower() in CLASS_COUNT_NAMES and isinstance(p.default, int) and p.default > 1]
+    return list(dict.fromkeys([7, *defaults, 2]))
+
+
+def choose(spec: dict, classes: int, device: str) -> tuple[dict, list[str]]:
+    """Arguments and input form on which the reference (the original; all fixes when the
+    original does not construct here) gives a finite loss: a bounded, deterministic search
+    over argument styles, class counts, input ranks and target kinds."""
     tried: list[str] = []
     deadline = time.monotonic() + SEARCH_SECONDS
-    class_counts = [classes] if spec.get("num_classes") or classes != 7 else [7, 2]
+    # where no form runs: the first arguments the reference constructs with, so that what
+    # construction shows (parameters, buffers, moves) is still probed
+    fallback = {"style": "as given", "form": {"rank": 2, "target": "index", "classes": classes}, "reference": ""}
     for label, source in spec.get("references", []):
         try:
             reference = load(source, REFERENCE_FILE)[spec["target"]]
-            kwargs = {k: v.value for k, v in loss_kwargs(reference, spec.get("kwargs", {}), classes, spec.get("hints", {})).items()}
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                module = reference(**kwargs)
-                module = module.to(device) if hasattr(module, "to") else module
         except Exception as exc:
-            tried.append(f"{label} does not construct: {type(exc).__name__}")
+            tried.append(f"{label} does not load: {type(exc).__name__}")
             continue
-        for n in class_counts:
-            for rank, target in INPUT_FORMS:
-                if time.monotonic() > deadline:
-                    return {"rank": 2, "target": "index", "classes": classes}, tried, ""
-                form = {"rank": rank, "target": target, "classes": n}
-                problem = runs_once(module, form, device)
-                if problem is None:
-                    return form, tried, label
-                tried.append(f"{rank}-D/{target}/{n} classes: {problem}")
-        break  # the reference constructs, so a later one would not be fairer
-    return {"rank": 2, "target": "index", "classes": classes}, tried, ""
+        constructed = locked = False
+        for style in ARGUMENT_STYLES:
+            for n in class_counts(reference, spec, classes):
+                try:
+                    kwargs = {k: v.value for k, v in loss_kwargs(
+                        reference, spec.get("kwargs", {}), n, spec.get("hints", {}), style).items()}
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        module = reference(**kwargs)
+                        module = module.to(device) if hasattr(module, "to") else module
+                except Exception as exc:
+                    tried.append(f"{label}, {style}, {n} classes, does not construct: {type(exc).__name__}")
+                    continue
+                if not constructed:
+                    fallback = {"style": style, "form": {"rank": 2, "target": "index", "classes": n},
+                                "reference": ""}
+                constructed = True
+                for rank, target in INPUT_FORMS:
+                    if time.monotonic() > deadline:
+                        return fallback, tried
+                    form = {"rank": rank, "target": target, "classes": n}
+                    problem = runs_once(module, form, device)
+                    if problem is None:
+                        return {"style": style, "form": form, "reference": label}, tried
+                    tried.append(f"{label}, {style}, {rank}-D/{target}/{n} classes: {problem}")
+                    locked = locked or "cuda" in problem.lower()
+        if constructed and not locked:
+            break  # inputs the original takes, or none: all fixes would not be a fairer judge
+    return fallback, tried
+
+
+def apart(work):
+    """`work()` in a forked process, its JSON result passed back: what it runs leaves no
+    trace here (torch warns about a deprecation once per process, and the search must not
+    use that warning up before the probe records it)."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        with os.fdopen(write, "w") as out:
+            try:
+                json.dump(work(), out)
+            except BaseException:
+                pass
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as handle:
+        text = handle.read()
+    os.waitpid(pid, 0)
+    return json.loads(text) if text else ({"style": "as given", "form": {"rank": 2, "target": "index", "classes": 7},
+                                           "reference": ""}, ["the search failed"])
 
 
 def probe_loss(cls, spec: dict) -> dict:
@@ -447,51 +507,53 @@ def probe_loss(cls, spec: dict) -> dict:
     configured = spec.get("kwargs", {})
     classes = class_count(spec)
     out: dict = {"kind": "loss", "devices": spec["devices"], "classes": classes, "runs": {}, "inputs": {}}
-    try:
-        arguments = loss_kwargs(cls, configured, classes, spec.get("hints", {}))
-    except Unguessable as exc:
-        return {**out, "unguessable": str(exc)}
-    kwargs = {k: v.value for k, v in arguments.items()}
-    out["inputs"]["kwargs"] = {k: v.code for k, v in arguments.items()}
-    out["inputs"]["hinted"] = {k: h["from"] for k, h in spec.get("hints", {}).items() if k in kwargs and "from" in h}
-
-    def build():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return cls(**kwargs)
-
-    try:
-        build()
-    except Exception:
-        pass  # reported per device below
-    else:
-        out.update(observe_module(build, spec))
     for device in spec["devices"]:
-        form, tried, reference = choose_form(spec, classes, device)
-        out["inputs"][device] = {"form": form, "tried": tried, "reference": reference,
-                                 "code": {str(b): inputs_code(form, b, device) for b in BATCH_SIZES}}
+        choice, tried = apart(lambda: choose(spec, classes, device))
+        form = choice["form"]
         try:
+            arguments = loss_kwargs(cls, configured, form["classes"], spec.get("hints", {}), choice["style"])
+        except Unguessable as exc:
+            return {**out, "unguessable": str(exc)}
+        kwargs = {k: v.value for k, v in arguments.items()}
+        out["inputs"][device] = {**choice, "tried": tried, "kwargs": {k: v.code for k, v in arguments.items()}}
+        out["inputs"].setdefault("kwargs", out["inputs"][device]["kwargs"])
+        out["inputs"].setdefault("hinted", {k: h["from"] for k, h in spec.get("hints", {}).items()
+                                            if k in kwargs and "from" in h})
+
+        def build(kwargs=kwargs):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                module = cls(**kwargs)
-                if hasattr(module, "to"):
-                    module = module.to(device)
+                return cls(**kwargs)
+
+        if "optimizer_parameters" not in out:
+            try:
+                build()
+            except Exception:
+                pass  # reported per device below
+            else:
+                out.update(observe_module(build, spec))
+        try:
+            module = build()
+            if hasattr(module, "to"):
+                module = module.to(device)
         except Exception as exc:
             out["runs"][device] = {"construct_error": describe(exc)}
             continue
         per_batch = {}
         for batch in BATCH_SIZES:
-            logits, target = make_inputs(form, batch, device)
+            leaf, logits, target = make_inputs(form, batch, device)
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 try:
                     loss = module(logits, target)
+                    if isinstance(loss, torch.Tensor) and loss.numel() > 1:
+                        loss = loss.mean()  # a per-sample loss (reduction="none"), reduced as training would
                     value = loss.detach().float().cpu() if isinstance(loss, torch.Tensor) else None
                     scalar = value is not None and value.numel() == 1
                     grad_ok = False
                     if scalar and loss.requires_grad:
                         loss.backward()
-                        grad_ok = logits.grad is not None and bool(torch.isfinite(logits.grad).all())
+                        grad_ok = leaf.grad is not None and bool(torch.isfinite(leaf.grad).all())
                     record = {
                         "value": float(value.reshape(-1)[0]) if scalar else None,
                         "scalar": scalar,

@@ -43,15 +43,15 @@ def make_inputs(form, batch, device):
     rank, kind, classes = form
     torch.manual_seed(1234)
     shape = (batch, classes, *(6,) * (rank - 2))
-    logits = torch.randn(*shape).to(device).requires_grad_()
+    leaf = torch.randn(*shape).to(device).requires_grad_()
     if kind == "index":
         target = torch.randint(0, classes, (batch, *shape[2:])).to(device)
     else:
         target = torch.randint(0, 2, shape).float().to(device)
-    return logits, target
+    return leaf, leaf.clone(), target
 
 
-def check(cls):
+def check_forward(cls, build):
     lines = []
     for device, form in FORMS.items():
         try:
@@ -63,14 +63,15 @@ def check(cls):
             lines.append(f"  [{device}] constructs: {describe(exc)}")
             continue
         for batch in (1, 7, 16, 33):
-            logits, target = make_inputs(form, batch, device)
+            leaf, logits, target = make_inputs(form, batch, device)
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 try:
                     loss = module(logits, target)
+                    loss = loss.mean() if loss.numel() > 1 else loss
                     loss.backward()
                     lines.append(f"  [{device},B={batch}] loss {float(loss):.6g}, gradient finite: "
-                                 f"{bool(torch.isfinite(logits.grad).all())}")
+                                 f"{bool(torch.isfinite(leaf.grad).all())}")
                 except Exception as exc:
                     lines.append(f"  [{device},B={batch}] {describe(exc)}")
             for w in caught:
@@ -80,20 +81,19 @@ def check(cls):
 '''
 
 SCHEDULER_CHECK = '''
-def fresh(cls, **override):
-    param = torch.nn.Parameter(torch.zeros(1))
-    optimizer = torch.optim.SGD([param], lr=0.1)
-    return build(cls, optimizer, **override), optimizer
+def check(cls, build):
+    def fresh(**override):
+        param = torch.nn.Parameter(torch.zeros(1))
+        optimizer = torch.optim.SGD([param], lr=0.1)
+        return build(cls, optimizer, **override), optimizer
 
-
-def check(cls):
     lines = []
     try:
-        instance, optimizer = fresh(cls)
+        fresh()
     except Exception as exc:
         return f"  constructs: {describe(exc)}"
     for method in METHODS:
-        instance, optimizer = fresh(cls)
+        instance, optimizer = fresh()
         lrs, seen = [], {attr: [] for attr in WATCHED.get(method, [])}
         for _ in range(STEPS):
             try:
@@ -111,7 +111,7 @@ def check(cls):
         given = [13, 3]
         before = list(given)
         try:
-            instance, _ = fresh(cls, **{name: given})
+            instance, _ = fresh(**{name: given})
             if hasattr(instance, "step"):
                 instance.step()
         except Exception as exc:
@@ -136,7 +136,7 @@ def held_parameters(value, depth=0):
             yield from held_parameters(item, depth + 1)
 
 
-def check(cls):
+def check_module(cls, build):
     lines = []
     try:
         with warnings.catch_warnings():
@@ -155,7 +155,8 @@ def check(cls):
         value = getattr(module, name, None)
         if isinstance(value, torch.Tensor):
             moved = getattr(build(cls).to(torch.float64), name)
-            lines.append(f"  after `.to(torch.float64)`, `self.{name}` is {moved.dtype}; "
+            still = "still " if moved.dtype != torch.float64 else ""
+            lines.append(f"  after `.to(torch.float64)`, `self.{name}` is {still}{moved.dtype}; "
                          f"a buffer: {name in dict(module.named_buffers())}")
     return "\\n".join(lines) or "  constructs"
 '''
@@ -199,46 +200,43 @@ for name, sequence in SEQUENCES.items():
 
 
 def snippet(context: dict) -> str:
+    """`context`: kind, target, devices, observe, title, and the variants to compare as
+    (label, probe source, the arguments and inputs the probe used on it)."""
     if context["kind"] == "amp":
         return AMP.format(sequences=context["sequences"])
-    inputs = context.get("inputs") or {}
     lines = [f"# trainlint verify --explain: {context['title']}", PRELUDE, f"TARGET = {context['target']!r}"]
-    names = []
-    for index, (name, source) in enumerate(context["sources"].items(), start=1):
-        names.append((context["labels"].get(name, str(name)), f"SOURCE_{index}"))
-        lines.append(f"SOURCE_{index} = {source!r}  # {names[-1][0]}")
-    kwargs = inputs.get("kwargs", {})
+    first = context["variants"][0][2]
     if context["kind"] == "scheduler":
-        arguments = ", ".join(f"{k}={'optimizer' if v == 'optimizer' else v}" for k, v in kwargs.items())
         watched: dict[str, list[str]] = {}
         for o in context["observe"]:
             if o.get("attribute") and o.get("method"):
                 watched.setdefault(o["method"], []).append(o["attribute"])
         lines += [
-            f"METHODS = {inputs.get('methods', ['step'])!r}",
+            f"METHODS = {first.get('methods', ['step'])!r}",
             f"WATCHED = {watched!r}",
-            f"STEPS = {inputs.get('steps', 21)!r}",
-            f"USES_OPTIMIZER = {'optimizer' in kwargs.values()!r}",
-            f"LIST_PARAMETERS = {inputs.get('list_parameters', [])!r}",
-            "",
-            "",
-            f"def build(cls, optimizer, **override):",
-            f"    return cls(**{{**dict({arguments}), **override}})" if arguments else
-            "    return cls(**override)",
+            f"STEPS = {first.get('steps', 21)!r}",
+            f"USES_OPTIMIZER = {'optimizer' in first.get('kwargs', {}).values()!r}",
+            f"LIST_PARAMETERS = {first.get('list_parameters', [])!r}",
             SCHEDULER_CHECK,
         ]
+    elif context["kind"] == "loss":
+        forms = {d: tuple(first[d]["form"][k] for k in ("rank", "target", "classes"))
+                 for d in context["devices"] if d in first}
+        attributes = [o["attribute"] for o in context["observe"] if o.get("attribute")]
+        lines += [f"FORMS = {forms!r}", f"ATTRIBUTES = {attributes!r}", LOSS_CHECK, MODULE_CHECK,
+                  "def check(cls, build):",
+                  "    return check_module(cls, build) + '\\n' + check_forward(cls, build)"]
     else:
-        arguments = ", ".join(f"{k}={v}" for k, v in kwargs.items())
-        lines += ["", "", "def build(cls):", f"    return cls({arguments})"]
-        if context["kind"] == "loss":
-            forms = {d: tuple(inputs[d]["form"][k] for k in ("rank", "target", "classes"))
-                     for d in context["devices"] if d in inputs}
-            lines += [f"FORMS = {forms!r}", LOSS_CHECK]
+        attributes = [o["attribute"] for o in context["observe"] if o.get("attribute")]
+        lines += [f"ATTRIBUTES = {attributes!r}", MODULE_CHECK, "check = check_module"]
+    calls = []
+    for index, (label, source, inputs) in enumerate(context["variants"], start=1):
+        kwargs = ", ".join(f"{k}={v}" for k, v in inputs.get("kwargs", {}).items())
+        lines += ["", f"# {label}", f"SOURCE_{index} = {source!r}", ""]
+        if context["kind"] == "scheduler":
+            lines += [f"def build_{index}(cls, optimizer, **override):",
+                      f"    return cls(**{{**dict({kwargs}), **override}})"]
         else:
-            attributes = [o["attribute"] for o in context["observe"] if o.get("attribute")]
-            lines += [f"ATTRIBUTES = {attributes!r}", MODULE_CHECK]
-    lines += ["", ""]
-    for label, variable in names:
-        lines.append(f"print({label + ':'!r})")
-        lines.append(f"print(check(load({variable})))")
-    return "\n".join(lines) + "\n"
+            lines += [f"def build_{index}(cls):", f"    return cls({kwargs})"]
+        calls += [f"print({label + ':'!r})", f"print(check(load(SOURCE_{index}), build_{index}))"]
+    return "\n".join([*lines, "", "", *calls]) + "\n"

@@ -218,17 +218,16 @@ def _target_job(path, data, rules, target: Target, fixes: list[Diagnostic], sett
 
 
 def _attribute(path, target, d: Diagnostic, key, results, probes, observe, devices, sources, spec) -> Verdict:
-    inputs = (results.get("original") or results.get("all") or {}).get("inputs", {})
+    inputs = (results.get("all") or results.get("original") or {}).get("inputs", {})
+    labels = {"all": "with all fixes", key: "without this fix", "original": "the original"}
 
     def verdict(v: str, evidence: str, traces=None, shown=("all", key)) -> Verdict:
         evidence += _reference_note(results)
         repro = snippet({
-            "kind": target.kind, "target": target.name, "devices": list(devices), "inputs": inputs,
-            "observe": observe, "labels": {"all": "with all fixes", key: "without this fix",
-                                           "original": "the original"},
-            "sources": {name: sources[name] for name in shown},
+            "kind": target.kind, "target": target.name, "devices": list(devices), "observe": observe,
+            "variants": [(labels[name], sources[name], (results[name] or {}).get("inputs") or inputs)
+                         for name in shown],
             "title": f"{target.name}: {d.code} at {path}:{d.row} is {v}",
-            "steps": spec.get("steps"),
         })
         return Verdict(path, target.name, target.kind, d.code, d.row, d.message, v,
                        list(devices), evidence, traces or {}, key, repro, inputs)
@@ -244,6 +243,9 @@ def _attribute(path, target, d: Diagnostic, key, results, probes, observe, devic
                 f"cannot guess constructor argument `{results[name]['unguessable']}`; set it under "
                 f"[tool.trainlint.verify.{target.name}] kwargs",
             )
+    if sources[key] == sources["all"]:
+        return verdict("inconclusive", "leaving this fix out changes nothing in the probed code: "
+                                       "another fix makes the same edit")
     original = results["original"]
     broken = {
         name: violations(results[name], observe, original) for name in ("original", "all", key)
