@@ -105,6 +105,9 @@ def _classify(node: ast.expr, scope, before: int, depth: int) -> dict | None:
         pass
     if isinstance(node, (ast.List, ast.Tuple, ast.ListComp)):
         return {"kind": "list"}
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult) and (
+            isinstance(node.left, ast.List) or isinstance(node.right, ast.List)):
+        return {"kind": "list"}  # [1.0] * classes
     if isinstance(node, ast.Name):
         assigned = _last_assignment(scope, node.id, before)
         return _classify(assigned, scope, before, depth + 1) if assigned is not None else None

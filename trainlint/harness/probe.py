@@ -34,6 +34,7 @@ COUNT_LIST_NAMES = (
     "num_list", "cls_num", "class_counts", "samples_per_class", "samples_per_cls", "per_cls",
     "counts", "freq", "img_num", "proportion", "prior",
 )
+WEIGHT_NAMES = {"weight", "weights", "class_weight", "class_weights", "alpha"}
 CLASS_COUNT_NAMES = {"num_classes", "classes", "n_classes", "nclass", "num_class", "class_num", "n_class"}
 SEARCH_SECONDS = 5.0
 # Per-class lists and class counts filled in even where they have defaults (a loss that takes
@@ -105,6 +106,8 @@ def from_hint(p: inspect.Parameter, hint: dict, classes: int) -> Value | None:
         return class_weights(classes)
     if kind == "list" and any(s in low for s in COUNT_LIST_NAMES):
         return counts(classes)
+    if kind == "list" and low in WEIGHT_NAMES:
+        return literal([round(0.5 + i / classes, 4) for i in range(classes)])
     if kind == "int" and low in CLASS_COUNT_NAMES:
         return literal(classes)
     return None

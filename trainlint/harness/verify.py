@@ -127,7 +127,8 @@ def _plan_file(path, data, rules, settings, project, progress) -> tuple[list[Ver
         mine = [d for d in fixable if target.first_row <= d.row <= target.last_row and d.code not in LOOP_REPLAY]
         if mine:
             progress(f"{path}: planning {target.name} ({len(mine)} fixes)")
-            jobs.append(_target_job(path, data, rules, target, mine, settings, project))
+            jobs.append(_target_job(path, _fix_base(path, data, rules, result.module, target, mine),
+                                    rules, target, mine, settings, project))
             probed.update(id(d) for d in mine)
     for d in fixable:
         if d.code in LOOP_REPLAY:
@@ -136,6 +137,16 @@ def _plan_file(path, data, rules, settings, project, progress) -> tuple[list[Ver
             verdicts.append(Verdict(path, "-", "-", d.code, d.row, d.message, "inconclusive",
                                     list(settings.devices), NOT_PROBED, {}, fix_key(d)))
     return verdicts, jobs
+
+
+def _fix_base(path, data, rules, module, target: Target, fixes: list[Diagnostic]) -> bytes:
+    """What the variants are fixed from: the target's own cut-out (same lines, a fraction of
+    the file, so each variant lints far less), unless some rule sees it differently there
+    (a message that names a module constant the cut-out drops): then the whole file."""
+    cut = probe_source(module, target.name).encode("utf-8")
+    found = engine.lint(path, cut, rules).diagnostics
+    same = {fix_key(d) for d in found if d.fixable(unsafe=True)} == {fix_key(d) for d in fixes}
+    return cut if same else data
 
 
 def _amp_job(path, data, rules, module, d: Diagnostic) -> _Job:
