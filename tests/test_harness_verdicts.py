@@ -250,7 +250,7 @@ def test_explain_prints_snippets_and_json_carries_them(monkeypatch):
     monkeypatch.chdir(FIXTURES.parent)
     result = CliRunner().invoke(main, ["verify", "--device", "cpu", "--explain", "fixtures/seed/cawb_scheduler.py"])
     assert result.exit_code == 0, result.output
-    assert "repro ---" in result.output and "def check(cls):" in result.output
+    assert "repro ---" in result.output and "def check(cls, build):" in result.output
     result = CliRunner().invoke(main, ["verify", "--device", "cpu", "--output-format", "json",
                                        "fixtures/seed/cawb_scheduler.py"])
     data = json.loads(result.output)

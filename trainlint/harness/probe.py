@@ -402,15 +402,6 @@ def make_inputs(form: dict, batch: int, device: str):
     return leaf, leaf.clone(), target
 
 
-def inputs_code(form: dict, batch: int, device: str) -> str:
-    shape = ", ".join(str(n) for n in (batch, form["classes"], *(6,) * (form["rank"] - 2)))
-    target = (f"torch.randint(0, {form['classes']}, ({batch}, {', '.join(['6'] * (form['rank'] - 2))}))"
-              if form["target"] == "index" else f"torch.randint(0, 2, ({shape})).float()")
-    target = target.replace(", )", ",)")
-    return (f"torch.manual_seed(1234)\nlogits = torch.randn({shape}).to({device!r}).requires_grad_()\n"
-            f"target = {target}.to({device!r})")
-
-
 def runs_once(module, form: dict, device: str) -> str | None:
     """None if the loss gives a finite scalar on this form of input, else why not."""
     import torch
