@@ -289,7 +289,7 @@ def test_module_fixes_confirmed():
     assert "`self.heads` holds 4 parameter tensors, of which 0 reach the optimizer" in tl110.evidence
     [tl113] = verdicts["TL113"]
     assert tl113.verdict == "confirmed", tl113.evidence
-    assert "after `.double()`, `self.margins` is still torch.float32" in tl113.evidence
+    assert "after `.to(torch.float64)`, `self.margins` is still torch.float32" in tl113.evidence
     [tl115] = verdicts["TL115"]
     assert tl115.verdict == "confirmed", tl115.evidence
     assert "cannot assign module before Module.__init__() call" in tl115.evidence

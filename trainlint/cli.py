@@ -225,7 +225,7 @@ def _verify_settings(settings, device: str, timeout: float | None = None):
     cfg_timeout = table.pop("timeout", None)
     memory = table.pop("memory-mb", None)
     targets = table  # validated by config.load: one table per scheduler or loss class
-    result = VerifySettings(devices=devices[device], targets=targets)
+    result = VerifySettings(devices=devices[device], targets=targets, project_root=settings.root)
     if timeout or cfg_timeout:
         result.timeout = float(timeout or cfg_timeout)
     if memory:
@@ -244,14 +244,16 @@ def _verify_settings(settings, device: str, timeout: float | None = None):
 @click.option("--select", help="Comma-separated rule codes or prefixes whose fixes to verify.")
 @click.option("--ignore", help="Comma-separated rule codes or prefixes to leave out.")
 @click.option("--config", type=click.Path(path_type=Path), help="Read settings from this TOML file.")
-def verify(paths, device, output_format, plot_dir, timeout, select, ignore, config) -> None:
+@click.option("--explain", is_flag=True,
+              help="Print, per verdict, a self-contained Python snippet that reruns its probe.")
+def verify(paths, device, output_format, plot_dir, timeout, select, ignore, config, explain) -> None:
     """Run each proposed fix to schedulers and losses in PATHS and report whether it is confirmed.
 
     This EXECUTES the classes it probes (in a subprocess with a timeout and a memory cap),
     never the module's top level.
     """
     from trainlint.harness import report
-    from trainlint.harness.verify import verify_file
+    from trainlint.harness.verify import verify_files
 
     paths = list(paths) or [Path(".")]
     try:
@@ -270,17 +272,17 @@ def verify(paths, device, output_format, plot_dir, timeout, select, ignore, conf
         click.echo(f"trainlint: error: {discovery.missing[0]}: no such file or directory", err=True)
         sys.exit(EXIT_ERROR)
     progress = (lambda msg: click.echo(f"\r\033[K{msg}", err=True, nl=False)) if sys.stderr.isatty() else (lambda msg: None)
-    verdicts = []
+    inputs = []
     for path in files:
         try:
-            data = path.read_bytes()
+            inputs.append((display_path(path), path.read_bytes(), runner.rules_for(path)))
         except OSError as exc:
             click.echo(f"trainlint: error: {path}: cannot read: {exc.strerror}", err=True)
             sys.exit(EXIT_ERROR)
-        verdicts += verify_file(display_path(path), data, runner.rules_for(path), vsettings, progress)
+    verdicts = verify_files(inputs, vsettings, progress)
     if sys.stderr.isatty():
         click.echo("\r\033[K", err=True, nl=False)
-    click.echo(report.as_json(verdicts) if output_format == "json" else report.text(verdicts), nl=False)
+    click.echo(report.as_json(verdicts) if output_format == "json" else report.text(verdicts, explain), nl=False)
     if plot_dir is not None:
         try:
             written = report.plot(verdicts, plot_dir)

@@ -23,6 +23,41 @@ def violations(result: dict, observe: list[dict], original: dict | None = None) 
     return _loss(result, original)
 
 
+def failure_of(result: dict, name: str) -> dict | None:
+    """The exception behind violation `name` (with the probed lines it went through), or
+    None when the violation is a deviation in values rather than a failure."""
+    if name == "loads":
+        return result.get("load_error")
+    if name == "constructs":
+        return result.get("construct_error")
+    if name == "usable":
+        return result.get("use_error")
+    head, _, inside = name.partition("[")
+    inside = inside.rstrip("]")
+    if head == "constructs":
+        return result.get("runs", {}).get(inside, {}).get("construct_error")
+    if head == "runs" and result.get("kind") == "loss":
+        device, _, batch = inside.partition(",B=")
+        return result.get("runs", {}).get(device, {}).get(batch, {}).get("error")
+    if head == "runs":
+        return (result.get("methods", {}).get(inside) or {}).get("error")
+    if head == "caller-list":
+        return result.get("caller_lists", {}).get(inside, {}).get("error")
+    if head == "explicit-index":
+        record = result.get("methods", {}).get(inside) or {}
+        return next((c["error"] for c in record.get("explicit") or [] if "error" in c), None)
+    return None
+
+
+def reached(name: str, original_broken: dict[str, str]) -> bool:
+    """Whether the original got as far as the check `name` (it did not fail to load or to
+    construct first), so that a difference there is a difference made by the fix."""
+    if "loads" in original_broken or "constructs" in original_broken:
+        return False
+    device = name.partition("[")[2].rstrip("]").partition(",")[0]
+    return f"constructs[{device}]" not in original_broken
+
+
 def _exc(e: dict) -> str:
     where = f" at line {e['line']}: `{e['code']}`" if e.get("line") else ""
     return f"{e['type']}: {e['message']}{where}"
@@ -131,9 +166,13 @@ def _module(result: dict) -> dict[str, str]:
             )
     for name, moved in result.get("moves", {}).items():
         if moved["double"] != "torch.float64":
-            out[f"moves[{name}]"] = f"after `.double()`, `self.{name}` is still {moved['double']}"
+            out[f"moves[{name}]"] = f"after `.to(torch.float64)`, `self.{name}` is still {moved['double']}"
         elif moved["meta"] != "meta":
             out[f"moves[{name}]"] = f"after `.to('meta')`, `self.{name}` is still on {moved['meta']}"
+        elif not moved["buffer"]:
+            out[f"moves[{name}]"] = f"`self.{name}` is not among the module's buffers"
+    if not result.get("defaults_unchanged", True):
+        out["defaults-unchanged"] = "the constructor's default values changed when the module was built and used"
     return out
 
 

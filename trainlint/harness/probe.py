@@ -1,8 +1,11 @@
-"""The probe itself: runs in a subprocess, imports torch, prints one JSON object.
+"""The probe itself: runs in a subprocess, imports torch once, forks one child per probe.
 
-Usage: python -m trainlint.harness.probe SPEC.json
-The spec names the probe source (already cut down to one target), the target class, its
-kind, the devices, and the observations that rules asked for.
+Usage: python -m trainlint.harness.probe BATCH.json OUTDIR
+The batch lists probe specs; each names the probe source (already cut down to one target),
+the target class, its kind, the devices, the observations that rules asked for, the hints
+from the project's call sites, and the reference sources (original, then all fixes) on
+which loss inputs are searched. Each spec runs in a forked child with its own process
+group, memory cap and timeout, and leaves OUTDIR/<i>.json (its result) or OUTDIR/<i>.problem.
 """
 
 from __future__ import annotations
@@ -10,12 +13,15 @@ from __future__ import annotations
 import inspect
 import json
 import math
+import os
 import sys
+import time
 import traceback
 import types
 import warnings
 
 PROBE_FILE = "<probe>"
+REFERENCE_FILE = "<probe-reference>"
 LR0 = 0.1
 PROBE_LENGTH = 20
 BATCH_SIZES = (1, 7, 16, 33)
@@ -24,7 +30,19 @@ LENGTH_NAMES = {
     "total_epochs", "n_epochs", "max_iters", "max_iter", "total_iters", "num_steps", "num_iters",
 }
 LR_NAMES = {"base_lr", "lr", "max_lr", "init_lr", "initial_lr", "lr0", "eta_max", "start_lr"}
-COUNT_LIST_NAMES = ("num_list", "cls_num", "class_counts", "samples_per_class", "counts", "freq")
+COUNT_LIST_NAMES = (
+    "num_list", "cls_num", "class_counts", "samples_per_class", "samples_per_cls", "per_cls",
+    "counts", "freq", "img_num", "proportion", "prior",
+)
+WEIGHT_NAMES = {"weight", "weights", "class_weight", "class_weights", "alpha"}
+CLASS_COUNT_NAMES = {"num_classes", "classes", "n_classes", "nclass", "num_class", "class_num", "n_class"}
+SEARCH_SECONDS = 5.0
+# Per-class lists and class counts filled in even where they have defaults (a loss that takes
+# `cls_num_list=None` is meant to get one: its margin path only runs with it), as lists, then
+# as tensors; then every default as written.
+ARGUMENT_STYLES = ("filled", "tensors", "as given")
+# (rank of the input, target form): class indices, or a 0/1 tensor shaped like the input.
+INPUT_FORMS = ((2, "index"), (4, "index"), (3, "index"), (2, "same"), (4, "same"))
 STEP_ARG_NAMES = {"external_iter", "epoch", "iteration", "it", "step", "iters", "t", "i"}
 
 
@@ -35,23 +53,86 @@ class Unguessable(Exception):
 def describe(exc: BaseException) -> dict:
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == PROBE_FILE]
     where = frames[-1] if frames else None
+    message = str(exc).splitlines()[0][:300] if str(exc) else ""
     return {
         "type": type(exc).__name__,
-        "message": str(exc).splitlines()[0][:300] if str(exc) else "",
+        "message": message,
         "line": where.lineno if where else None,
         "code": (where.line or "").strip() if where else None,
+        "lines": [f.lineno for f in frames],  # every frame in the probed source, innermost last
+        "cuda_locked": "cuda" in message.lower() or "nvidia" in message.lower(),
     }
 
 
-def load(source: str) -> dict:
+def load(source: str, filename: str = PROBE_FILE) -> dict:
     import linecache
 
-    linecache.cache[PROBE_FILE] = (len(source), None, source.splitlines(True), PROBE_FILE)
-    module = types.ModuleType("trainlint_probe")
-    module.__file__ = PROBE_FILE
-    sys.modules["trainlint_probe"] = module
-    exec(compile(source, PROBE_FILE, "exec"), module.__dict__)
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    name = "trainlint_probe" if filename == PROBE_FILE else "trainlint_probe_reference"
+    module = types.ModuleType(name)
+    module.__file__ = filename
+    sys.modules[name] = module
+    exec(compile(source, filename, "exec"), module.__dict__)
     return module.__dict__
+
+
+class Value:
+    """A constructor argument and the Python code that rebuilds it in a repro snippet."""
+
+    def __init__(self, value, code: str):
+        self.value, self.code = value, code
+
+
+def literal(value) -> Value:
+    return Value(value, repr(value))
+
+
+def counts(classes: int) -> Value:
+    return literal([max(10 * (classes - i), 1) for i in range(classes)])
+
+
+def class_weights(classes: int) -> Value:
+    import torch
+
+    return Value(torch.linspace(0.5, 1.5, classes), f"torch.linspace(0.5, 1.5, {classes})")
+
+
+def from_hint(p: inspect.Parameter, hint: dict, classes: int) -> Value | None:
+    """A value of the kind the project's own call site passes."""
+    if "value" in hint:
+        return literal(hint["value"])
+    kind, low = hint.get("kind"), p.name.lower()
+    if kind == "tensor":
+        return class_weights(classes)
+    if kind == "list" and any(s in low for s in COUNT_LIST_NAMES):
+        return counts(classes)
+    if kind == "list" and low in WEIGHT_NAMES:
+        return literal([round(0.5 + i / classes, 4) for i in range(classes)])
+    if kind == "int" and low in CLASS_COUNT_NAMES:
+        return literal(classes)
+    return None
+
+
+def from_annotation(p: inspect.Parameter, classes: int) -> Value | None:
+    if p.annotation is p.empty:
+        return None
+    text = p.annotation if isinstance(p.annotation, str) else getattr(p.annotation, "__name__", str(p.annotation))
+    low = p.name.lower()
+    if "Tensor" in text:
+        return class_weights(classes)
+    if text.lower().startswith(("list", "sequence", "tuple")) and any(s in low for s in COUNT_LIST_NAMES):
+        return counts(classes)
+    if text == "int" and low in CLASS_COUNT_NAMES:
+        return literal(classes)
+    if text == "float":
+        return literal(0.5)
+    if text == "bool":
+        return literal(False)
+    return None
+
+
+def hint_for(p: inspect.Parameter, index: int, hints: dict) -> dict | None:
+    return hints.get(p.name) or hints.get(f"#{index}")
 
 
 def constructor_params(cls) -> list[inspect.Parameter]:
@@ -68,14 +149,17 @@ def constructor_params(cls) -> list[inspect.Parameter]:
 # ----------------------------------------------------------------------------- schedulers
 
 
-def scheduler_kwargs(cls, configured: dict, optimizer) -> dict:
+def scheduler_kwargs(cls, configured: dict, optimizer, hints: dict) -> dict:
     kwargs = {}
-    for p in constructor_params(cls):
+    for index, p in enumerate(constructor_params(cls)):
         name, low = p.name, p.name.lower()
+        hint = hint_for(p, index, hints) or {}
         if name in configured:
             kwargs[name] = configured[name]
         elif low in ("optimizer", "optim", "opt"):
             kwargs[name] = optimizer
+        elif "value" in hint and not (low in LENGTH_NAMES and not hint["value"]):
+            kwargs[name] = hint["value"]
         elif low in LENGTH_NAMES and (p.default is p.empty or p.default in (0, None, [])):
             kwargs[name] = PROBE_LENGTH
         elif p.default is not p.empty:
@@ -118,7 +202,7 @@ def probe_scheduler(cls, spec: dict) -> dict:
     def fresh(**override):
         param = torch.nn.Parameter(torch.zeros(1))
         optimizer = torch.optim.SGD([param], lr=LR0)
-        kwargs = scheduler_kwargs(cls, {**configured, **override}, optimizer)
+        kwargs = scheduler_kwargs(cls, {**configured, **override}, optimizer, spec.get("hints", {}))
         uses_optimizer = any(v is optimizer for v in kwargs.values())
         return cls(**kwargs), (optimizer if uses_optimizer else None), kwargs
 
@@ -130,6 +214,7 @@ def probe_scheduler(cls, spec: dict) -> dict:
         return {**out, "construct_error": describe(exc)}
     out["kwargs"] = {k: (v if isinstance(v, (int, float, str, list)) else type(v).__name__)
                      for k, v in kwargs.items()}
+    out["inputs"] = {"kwargs": {k: ("optimizer" if v is optimizer else repr(v)) for k, v in kwargs.items()}}
     given = {p.name: p.default for p in constructor_params(cls) if p.default is not p.empty}
     given.update(kwargs)
     lrs = [v for k, v in given.items() if k.lower() in LR_NAMES and isinstance(v, (int, float))]
@@ -170,6 +255,7 @@ def probe_scheduler(cls, spec: dict) -> dict:
         out["methods"][method] = record
 
     out["caller_lists"] = caller_list_check(cls, fresh, observe)
+    out["inputs"].update(steps=steps, methods=step_methods, list_parameters=list(out["caller_lists"]))
     out["defaults_unchanged"] = repr(getattr(cls.__init__, "__defaults__", None)) == defaults_before
     out["reference"] = cosine_reference(cls, kwargs, out["methods"].get("step"))
     return out
@@ -254,71 +340,214 @@ def cosine_reference(cls, kwargs, step_record):
 # ----------------------------------------------------------------------------------- losses
 
 
-def loss_kwargs(cls, configured: dict, classes: int) -> dict:
-    kwargs = {}
-    for p in constructor_params(cls):
+def loss_kwargs(cls, configured: dict, classes: int, hints: dict, style: str = "as given") -> dict[str, Value]:
+    """Configured values, then the project's call sites, then defaults (`weight=None` is a
+    valid value), then annotations, then names. Style "filled" also fills class counts and
+    per-class lists that have defaults; "tensors" passes those lists as tensors."""
+    kwargs: dict[str, Value] = {}
+    for index, p in enumerate(constructor_params(cls)):
         low = p.name.lower()
+        per_class = any(s in low for s in COUNT_LIST_NAMES)
+        hint = hint_for(p, index, hints)
+        hinted = from_hint(p, hint, classes) if hint else None
         if p.name in configured:
-            kwargs[p.name] = configured[p.name]
-        elif any(s in low for s in COUNT_LIST_NAMES):
-            kwargs[p.name] = [max(10 * (classes - i), 1) for i in range(classes)]
-        elif low in ("num_classes", "classes", "n_classes", "nclass", "num_class"):
-            kwargs[p.name] = classes
-        elif low in ("weight", "class_weight", "class_weights", "weights") and p.default is None:
-            # exercise the weighted path too: it is where device and dtype bugs hide
-            kwargs[p.name] = [0.5 + i / classes for i in range(classes)]
-        elif p.default is p.empty:
-            kwargs[p.name] = guess_argument(p)
+            kwargs[p.name] = literal(configured[p.name])
+        elif hinted is not None:
+            kwargs[p.name] = hinted
+        elif p.default is not p.empty and (style == "as given" or not (per_class or low in CLASS_COUNT_NAMES)):
+            continue
+        elif per_class:
+            kwargs[p.name] = count_tensor(classes) if style == "tensors" else counts(classes)
+        elif low in CLASS_COUNT_NAMES:
+            kwargs[p.name] = literal(classes)
+        elif (annotated := from_annotation(p, classes)) is not None:
+            kwargs[p.name] = annotated
+        else:
+            kwargs[p.name] = literal(guess_argument(p))
     return kwargs
+
+
+def count_tensor(classes: int) -> Value:
+    import torch
+
+    listed = counts(classes)
+    return Value(torch.tensor(listed.value, dtype=torch.float32), f"torch.tensor({listed.code}, dtype=torch.float32)")
+
+
+def class_count(spec: dict) -> int:
+    """From the config, else a list or class count the project's call sites pass, else 7."""
+    if spec.get("num_classes"):
+        return int(spec["num_classes"])
+    values = [*spec.get("kwargs", {}).values(), *(h.get("value") for h in spec.get("hints", {}).values())]
+    lists = [v for v in values if isinstance(v, list) and len(v) > 1]
+    if lists:
+        return len(lists[0])
+    counted = [h["value"] for n, h in spec.get("hints", {}).items()
+               if n.lower() in CLASS_COUNT_NAMES and isinstance(h.get("value"), int) and h["value"] > 1]
+    return counted[0] if counted else 7
+
+
+def make_inputs(form: dict, batch: int, device: str):
+    """Seeded logits of the form's rank (not a leaf, as a model's output is not: in-place
+    edits must work; gradients are read on `leaf`) and a target of the form's kind."""
+    import torch
+
+    torch.manual_seed(1234)
+    shape = (batch, form["classes"], *(6,) * (form["rank"] - 2))
+    leaf = torch.randn(*shape).to(device).requires_grad_()
+    if form["target"] == "index":
+        target = torch.randint(0, form["classes"], (batch, *shape[2:])).to(device)
+    else:
+        target = torch.randint(0, 2, shape).float().to(device)
+    return leaf, leaf.clone(), target
+
+
+def runs_once(module, form: dict, device: str) -> str | None:
+    """None if the loss gives a finite scalar on this form of input, else why not."""
+    import torch
+
+    try:
+        _, logits, target = make_inputs(form, 7, device)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            loss = module(logits, target)
+    except Exception as exc:
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}"
+    if not isinstance(loss, torch.Tensor) or loss.numel() == 0 or not torch.isfinite(loss).all():
+        return "not a finite tensor"
+    return None
+
+
+def class_counts(cls, spec: dict, classes: int) -> list[int]:
+    """The class count to try: a fixed one, else 7, the class-count defaults, and 2."""
+    if spec.get("num_classes") or classes != 7:
+        return [classes]
+    defaults = [p.default for p in constructor_params(cls)
+                if p.name.lower() in CLASS_COUNT_NAMES and isinstance(p.default, int) and p.default > 1]
+    return list(dict.fromkeys([7, *defaults, 2]))
+
+
+def choose(spec: dict, classes: int, device: str) -> tuple[dict, list[str]]:
+    """Arguments and input form on which the reference (the original; all fixes when the
+    original does not construct here) gives a finite loss: a bounded, deterministic search
+    over argument styles, class counts, input ranks and target kinds."""
+    tried: list[str] = []
+    deadline = time.monotonic() + SEARCH_SECONDS
+    # where no form runs: the first arguments the reference constructs with, so that what
+    # construction shows (parameters, buffers, moves) is still probed
+    fallback = {"style": "as given", "form": {"rank": 2, "target": "index", "classes": classes}, "reference": ""}
+    for label, source in spec.get("references", []):
+        try:
+            reference = load(source, REFERENCE_FILE)[spec["target"]]
+        except Exception as exc:
+            tried.append(f"{label} does not load: {type(exc).__name__}")
+            continue
+        constructed = locked = False
+        for style in ARGUMENT_STYLES:
+            for n in class_counts(reference, spec, classes):
+                try:
+                    kwargs = {k: v.value for k, v in loss_kwargs(
+                        reference, spec.get("kwargs", {}), n, spec.get("hints", {}), style).items()}
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        module = reference(**kwargs)
+                        module = module.to(device) if hasattr(module, "to") else module
+                except Exception as exc:
+                    tried.append(f"{label}, {style}, {n} classes, does not construct: {type(exc).__name__}")
+                    continue
+                if not constructed:
+                    fallback = {"style": style, "form": {"rank": 2, "target": "index", "classes": n},
+                                "reference": ""}
+                constructed = True
+                for rank, target in INPUT_FORMS:
+                    if time.monotonic() > deadline:
+                        return fallback, tried
+                    form = {"rank": rank, "target": target, "classes": n}
+                    problem = runs_once(module, form, device)
+                    if problem is None:
+                        return {"style": style, "form": form, "reference": label}, tried
+                    tried.append(f"{label}, {style}, {rank}-D/{target}/{n} classes: {problem}")
+                    locked = locked or "cuda" in problem.lower()
+        if constructed and not locked:
+            break  # inputs the original takes, or none: all fixes would not be a fairer judge
+    return fallback, tried
+
+
+def apart(work):
+    """`work()` in a forked process, its JSON result passed back: what it runs leaves no
+    trace here (torch warns about a deprecation once per process, and the search must not
+    use that warning up before the probe records it)."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        with os.fdopen(write, "w") as out:
+            try:
+                json.dump(work(), out)
+            except BaseException:
+                pass
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as handle:
+        text = handle.read()
+    os.waitpid(pid, 0)
+    return json.loads(text) if text else ({"style": "as given", "form": {"rank": 2, "target": "index", "classes": 7},
+                                           "reference": ""}, ["the search failed"])
 
 
 def probe_loss(cls, spec: dict) -> dict:
     import torch
 
     configured = spec.get("kwargs", {})
-    lists = [v for v in configured.values() if isinstance(v, list)]
-    classes = int(spec.get("num_classes") or (len(lists[0]) if lists else 7))
-    out: dict = {"kind": "loss", "devices": spec["devices"], "classes": classes, "runs": {}}
-    try:
-        kwargs = loss_kwargs(cls, configured, classes)
-    except Unguessable as exc:
-        return {**out, "unguessable": str(exc)}
-    def build():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return cls(**kwargs)
-
-    try:
-        build()
-    except Exception:
-        pass  # reported per device below
-    else:
-        out.update(observe_module(build, spec))
+    classes = class_count(spec)
+    out: dict = {"kind": "loss", "devices": spec["devices"], "classes": classes, "runs": {}, "inputs": {}}
     for device in spec["devices"]:
+        choice, tried = apart(lambda: choose(spec, classes, device))
+        form = choice["form"]
         try:
+            arguments = loss_kwargs(cls, configured, form["classes"], spec.get("hints", {}), choice["style"])
+        except Unguessable as exc:
+            return {**out, "unguessable": str(exc)}
+        kwargs = {k: v.value for k, v in arguments.items()}
+        out["inputs"][device] = {**choice, "tried": tried, "kwargs": {k: v.code for k, v in arguments.items()}}
+        out["inputs"].setdefault("kwargs", out["inputs"][device]["kwargs"])
+        out["inputs"].setdefault("hinted", {k: h["from"] for k, h in spec.get("hints", {}).items()
+                                            if k in kwargs and "from" in h})
+
+        def build(kwargs=kwargs):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                module = cls(**kwargs)
-                if hasattr(module, "to"):
-                    module = module.to(device)
+                return cls(**kwargs)
+
+        if "optimizer_parameters" not in out:
+            try:
+                build()
+            except Exception:
+                pass  # reported per device below
+            else:
+                out.update(observe_module(build, spec))
+        try:
+            module = build()
+            if hasattr(module, "to"):
+                module = module.to(device)
         except Exception as exc:
             out["runs"][device] = {"construct_error": describe(exc)}
             continue
         per_batch = {}
         for batch in BATCH_SIZES:
-            torch.manual_seed(1234)
-            logits = torch.randn(batch, classes).to(device).requires_grad_()
-            target = torch.randint(0, classes, (batch,)).to(device)
+            leaf, logits, target = make_inputs(form, batch, device)
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 try:
                     loss = module(logits, target)
+                    if isinstance(loss, torch.Tensor) and loss.numel() > 1:
+                        loss = loss.mean()  # a per-sample loss (reduction="none"), reduced as training would
                     value = loss.detach().float().cpu() if isinstance(loss, torch.Tensor) else None
                     scalar = value is not None and value.numel() == 1
                     grad_ok = False
                     if scalar and loss.requires_grad:
                         loss.backward()
-                        grad_ok = logits.grad is not None and bool(torch.isfinite(logits.grad).all())
+                        grad_ok = leaf.grad is not None and bool(torch.isfinite(leaf.grad).all())
                     record = {
                         "value": float(value.reshape(-1)[0]) if scalar else None,
                         "scalar": scalar,
@@ -344,13 +573,16 @@ COUNT_WORDS = ("num_", "n_", "layers", "depth", "heads", "blocks", "classes")
 DROPOUT_NAMES = {"p", "dropout", "drop", "drop_rate", "dropout_rate", "drop_prob"}
 
 
-def module_kwargs(cls, configured: dict) -> dict:
-    kwargs = {}
-    for p in constructor_params(cls):
+def module_kwargs(cls, configured: dict, hints: dict) -> dict[str, Value]:
+    kwargs: dict[str, Value] = {}
+    for index, p in enumerate(constructor_params(cls)):
+        hint = hint_for(p, index, hints)
         if p.name in configured:
-            kwargs[p.name] = configured[p.name]
+            kwargs[p.name] = literal(configured[p.name])
+        elif hint and "value" in hint:
+            kwargs[p.name] = literal(hint["value"])
         elif p.default is p.empty:
-            kwargs[p.name] = guess_argument(p)
+            kwargs[p.name] = literal(guess_argument(p))
     return kwargs
 
 
@@ -386,9 +618,11 @@ def probe_module(cls, spec: dict) -> dict:
     """Construct the module, then look at what its optimizer and `.to()` would see."""
     out: dict = {"kind": "module", "devices": ["cpu"]}
     try:
-        kwargs = module_kwargs(cls, spec.get("kwargs", {}))
+        arguments = module_kwargs(cls, spec.get("kwargs", {}), spec.get("hints", {}))
     except Unguessable as exc:
         return {**out, "unguessable": str(exc)}
+    kwargs = {k: v.value for k, v in arguments.items()}
+    out["inputs"] = {"kwargs": {k: v.code for k, v in arguments.items()}}
 
     def build():
         with warnings.catch_warnings():
@@ -409,6 +643,7 @@ def observe_module(build, spec: dict) -> dict:
     out: dict = {}
     try:
         module = build()
+        defaults_before = repr(getattr(type(module).__init__, "__defaults__", None))
         registered = {id(p) for p in module.parameters()}
         out["optimizer_parameters"] = len(registered)
         out["unregistered"] = {}
@@ -421,9 +656,12 @@ def observe_module(build, spec: dict) -> dict:
             name = o.get("attribute")
             value = getattr(module, name, None) if name else None
             if isinstance(value, torch.Tensor) and value.is_floating_point():
-                doubled = getattr(build().double(), name)
+                doubled = getattr(build().to(torch.float64), name)
                 meta = getattr(build().to("meta"), name)
-                out["moves"][name] = {"double": str(doubled.dtype), "meta": meta.device.type}
+                out["moves"][name] = {"double": str(doubled.dtype), "meta": meta.device.type,
+                                      "buffer": name in dict(build().named_buffers())}
+        build()  # a second instance from the same defaults: a mutated default shows here
+        out["defaults_unchanged"] = repr(getattr(type(module).__init__, "__defaults__", None)) == defaults_before
     except Exception as exc:
         out["use_error"] = describe(exc)
     return out
@@ -465,21 +703,108 @@ def probe_amp(spec: dict) -> dict:
             "reference": reference}
 
 
-def main(argv: list[str]) -> int:
-    with open(argv[1], encoding="utf-8") as handle:
-        spec = json.load(handle)
+def run_spec(spec: dict) -> dict:
     if spec["kind"] == "amp":
-        print(json.dumps(probe_amp(spec)))
-        return 0
+        return probe_amp(spec)
     try:
         namespace = load(spec["source"])
         cls = namespace[spec["target"]]
     except BaseException as exc:  # the probe reports, the parent decides
-        print(json.dumps({"load_error": describe(exc)}))
-        return 0
+        return {"load_error": describe(exc)}
     probe = {"scheduler": probe_scheduler, "loss": probe_loss, "module": probe_module}[spec["kind"]]
-    result = probe(cls, spec)
-    print(json.dumps(result))
+    return probe(cls, spec)
+
+
+def child(index: int, spec: dict, outdir: str, memory_mb: int | None) -> None:
+    """Runs in the forked child: its own process group (a timeout ends all it forks), a
+    memory cap, stdout and stderr into a file; never returns."""
+    os.setsid()
+    try:
+        if memory_mb:
+            import resource
+
+            limit = memory_mb * 1024 * 1024
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        log = os.open(os.path.join(outdir, f"{index}.err"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        result = json.dumps(run_spec(spec))
+        with open(os.path.join(outdir, f"{index}.json"), "w", encoding="utf-8") as handle:
+            handle.write(result)
+        code = 0
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def problem(status: int, outdir: str, index: int, memory_mb: int | None) -> str | None:
+    if os.WIFSIGNALED(status):
+        return f"the probe was killed by signal {os.WTERMSIG(status)}"
+    if os.WEXITSTATUS(status) == 0:
+        return None
+    try:
+        with open(os.path.join(outdir, f"{index}.err"), encoding="utf-8", errors="replace") as handle:
+            tail = (handle.read().strip().splitlines() or [""])[-1]
+    except OSError:
+        tail = ""
+    if "MemoryError" in tail:
+        return f"the probe ran out of memory (cap {memory_mb} MB)"
+    return f"the probe crashed (exit {os.WEXITSTATUS(status)}): {tail}"
+
+
+def serve(batch: dict, outdir: str) -> None:
+    """Fork one child per spec, at most `jobs` at a time; end each at its timeout."""
+    import torch  # noqa: F401  (imported once, here, so that every child inherits it)
+
+    pending = list(enumerate(batch["specs"]))
+    running: dict[int, tuple[int, float]] = {}
+    timeout, memory_mb = batch["timeout"], batch["memory_mb"]
+    while pending or running:
+        while pending and len(running) < batch["jobs"]:
+            index, spec = pending.pop(0)
+            cap = memory_mb if "cuda" not in spec.get("devices", ()) else None
+            sys.stdout.flush()
+            pid = os.fork()
+            if pid == 0:
+                child(index, spec, outdir, cap)
+            running[pid] = (index, time.monotonic())
+        pid, status = os.waitpid(-1, os.WNOHANG)
+        if pid:
+            index, _ = running.pop(pid)
+            _end_group(pid)
+            found = problem(status, outdir, index, memory_mb)
+            if found:
+                _write(outdir, f"{index}.problem", found)
+            continue
+        now = time.monotonic()
+        for pid, (index, started) in list(running.items()):
+            if now - started > timeout:
+                _end_group(pid)
+                os.waitpid(pid, 0)
+                running.pop(pid)
+                _write(outdir, f"{index}.problem", f"the probe did not finish within {timeout:g} s")
+        time.sleep(0.01)
+
+
+def _end_group(pid: int) -> None:
+    try:
+        os.killpg(pid, 9)
+    except OSError:
+        pass
+
+
+def _write(outdir: str, name: str, text: str) -> None:
+    with open(os.path.join(outdir, name), "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def main(argv: list[str]) -> int:
+    with open(argv[1], encoding="utf-8") as handle:
+        batch = json.load(handle)
+    serve(batch, argv[2])
     return 0
 
 

@@ -23,7 +23,7 @@ def sparkline(values: list) -> str:
     )
 
 
-def text(verdicts: list[Verdict]) -> str:
+def text(verdicts: list[Verdict], explain: bool = False) -> str:
     if not verdicts:
         return "No fix to verify: no proposed fix was found.\n"
     rows = [("file", "target", "code", "row", "verdict", "devices", "evidence")]
@@ -42,6 +42,10 @@ def text(verdicts: list[Verdict]) -> str:
             for label in ("original", "fixed"):
                 if label in v.traces:
                     lines.append(f"  {label:<9} {sparkline(v.traces[label])}")
+    if explain:
+        for v in verdicts:
+            if v.repro:
+                lines += ["", f"--- {v.filename}:{v.row} {v.code} {v.verdict}: repro " + "-" * 20, v.repro.rstrip()]
     counts = {k: sum(v.verdict == k for v in verdicts) for k in ("confirmed", "refuted", "inconclusive")}
     lines.append("")
     lines.append(", ".join(f"{n} {k}" for k, n in counts.items()) + ".")

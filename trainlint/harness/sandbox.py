@@ -1,4 +1,4 @@
-"""Run one probe in a subprocess with a timeout and a memory cap; never hang or crash."""
+"""Run probes in a subprocess with a timeout and a memory cap each; never hang or crash."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_MEMORY_MB = 4096
+STARTUP_S = 120.0  # importing torch on a busy machine
 
 
 @dataclass
@@ -19,57 +20,56 @@ class ProbeRun:
     problem: str | None  # why there is no result: timeout, crash, memory
 
 
-def _limit_memory(megabytes: int):
-    def apply() -> None:
-        try:
-            import resource
-
-            limit = megabytes * 1024 * 1024
-            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-        except (ImportError, ValueError, OSError):
-            pass
-        os.setsid()  # its own process group, so a timeout can end every child it forked
-
-    return apply
-
-
-def run_probe(spec: dict, timeout: float, memory_mb: int | None) -> ProbeRun:
+def run_probes(specs: list[dict], timeout: float, memory_mb: int | None, jobs: int) -> list[ProbeRun]:
+    """Run every spec in one subprocess that imports torch once and forks a child per spec
+    (its own process group, memory cap and `timeout`); one ProbeRun per spec, in order."""
+    if not specs:
+        return []
     with tempfile.TemporaryDirectory(prefix="trainlint-probe-") as tmp:
-        path = os.path.join(tmp, "spec.json")
+        path = os.path.join(tmp, "batch.json")
         with open(path, "w", encoding="utf-8") as handle:
-            json.dump(spec, handle)
-        # CUDA reserves far more address space than it uses, so the cap is CPU-only.
-        cap = memory_mb if memory_mb and "cuda" not in spec.get("devices", ()) else None
+            json.dump({"specs": specs, "timeout": timeout, "memory_mb": memory_mb, "jobs": max(jobs, 1)}, handle)
+        # Each child keeps its own timeout; this bound only catches a runner that hangs itself.
+        budget = timeout * (len(specs) // max(jobs, 1) + 1) + STARTUP_S
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "trainlint.harness.probe", path],
+                [sys.executable, "-m", "trainlint.harness.probe", path, tmp],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 cwd=tmp,
-                preexec_fn=_limit_memory(cap) if cap else os.setsid,
+                start_new_session=True,
             )
         except OSError as exc:
-            return ProbeRun(None, f"could not start the probe: {exc}")
+            return [ProbeRun(None, f"could not start the probe: {exc}")] * len(specs)
         try:
-            out, err = proc.communicate(timeout=timeout)
+            _, err = proc.communicate(timeout=budget)
         except subprocess.TimeoutExpired:
             _kill_group(proc)
             proc.communicate()
-            return ProbeRun(None, f"the probe did not finish within {timeout:g} s")
+            return [ProbeRun(None, f"the probes did not finish within {budget:g} s")] * len(specs)
         finally:
             _kill_group(proc)
-    if proc.returncode != 0:
-        tail = err.decode(errors="replace").strip().splitlines()[-1:] or [""]
-        if proc.returncode < 0:
-            return ProbeRun(None, f"the probe was killed by signal {-proc.returncode} {tail[0]}".strip())
-        if "MemoryError" in tail[0]:
-            return ProbeRun(None, f"the probe ran out of memory (cap {cap} MB)")
-        return ProbeRun(None, f"the probe crashed (exit {proc.returncode}): {tail[0]}")
-    try:
-        return ProbeRun(json.loads(out.decode().strip().splitlines()[-1]), None)
-    except (ValueError, IndexError):
-        return ProbeRun(None, "the probe printed no result")
+        if proc.returncode != 0:
+            tail = (err.decode(errors="replace").strip().splitlines() or [""])[-1]
+            return [ProbeRun(None, f"the probe runner failed (exit {proc.returncode}): {tail}")] * len(specs)
+        return [_collect(tmp, i) for i in range(len(specs))]
+
+
+def _collect(directory: str, index: int) -> ProbeRun:
+    for suffix in ("json", "problem"):
+        try:
+            with open(os.path.join(directory, f"{index}.{suffix}"), encoding="utf-8") as handle:
+                text = handle.read()
+        except OSError:
+            continue
+        if suffix == "problem":
+            return ProbeRun(None, text)
+        try:
+            return ProbeRun(json.loads(text), None)
+        except ValueError:
+            return ProbeRun(None, "the probe printed no result")
+    return ProbeRun(None, "the probe printed no result")
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
