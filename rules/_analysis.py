@@ -617,3 +617,87 @@ class _Touches(Visitor):
 
     def visit_For(self, node: cst.For) -> None:
         self._target(node, node.target)
+
+
+# ------------------------------------------------------ calls and reaching assignments
+
+
+def call_argument(call: cst.Call, keyword: str, position: int | None = None) -> cst.BaseExpression | None:
+    """The value passed for a parameter, by keyword or (with `position`) positionally;
+    None when it is not passed or could be inside `*args`/`**kwargs`."""
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value == keyword:
+            return arg.value
+    if position is not None:
+        for index, arg in enumerate(call.args):
+            if arg.keyword is not None or arg.star:
+                break
+            if index == position:
+                return arg.value
+    return None
+
+
+def has_unpacked_arguments(call: cst.Call) -> bool:
+    return any(arg.star for arg in call.args)
+
+
+def enclosing_function_statement(
+    stack: list[cst.CSTNode],
+) -> tuple[cst.FunctionDef, cst.BaseStatement] | None:
+    """The innermost function around the node whose ancestors are `stack`, and the
+    statement of its body that contains the node."""
+    for k in range(len(stack) - 1, -1, -1):
+        if isinstance(stack[k], cst.FunctionDef):
+            if k + 2 < len(stack) and isinstance(stack[k + 1], cst.IndentedBlock):
+                return stack[k], stack[k + 2]
+            return None
+    return None
+
+
+@dataclass(frozen=True)
+class ReachingAssignment:
+    value: cst.BaseExpression
+    # where the name sits in an unpacking target: `out, (h, c) = lstm(x)` gives (0,) for
+    # `out` and (1, 0) for `h`; () for a plain `name = value`
+    path: tuple[int, ...]
+
+
+def reaching_assignment(
+    func: cst.FunctionDef, name: str, use_statement: cst.BaseStatement
+) -> ReachingAssignment | None:
+    """The last assignment of `name` among the top-level statements of func before
+    `use_statement` (`pred = pred.t()` after `_, pred = out.topk(k)` is the one that
+    reaches). None when `name` is bound some other way after it (inside a compound
+    statement, by a `for`, an augmented assignment...) or not at all."""
+    found: ReachingAssignment | None = None
+    for stmt in body_statements(func):
+        if stmt is use_statement:
+            return found
+        if not binds(stmt, name):
+            continue
+        found = None
+        if isinstance(stmt, cst.SimpleStatementLine):
+            for small in stmt.body:
+                if isinstance(small, cst.Assign) and len(small.targets) == 1:
+                    found = _assigned(small.targets[0].target, small.value, name)
+                elif binds(small, name):
+                    found = None
+    return None
+
+
+def _assigned(target: cst.BaseExpression, value: cst.BaseExpression, name: str) -> ReachingAssignment | None:
+    path = _target_path(target, name)
+    return None if path is None else ReachingAssignment(value, path)
+
+
+def _target_path(target: cst.BaseExpression, name: str) -> tuple[int, ...] | None:
+    if isinstance(target, cst.Name):
+        return () if target.value == name else None
+    if isinstance(target, (cst.Tuple, cst.List)):
+        for index, element in enumerate(target.elements):
+            if isinstance(element, cst.StarredElement):
+                return None
+            inner = _target_path(element.value, name)
+            if inner is not None:
+                return (index, *inner)
+    return None
