@@ -656,6 +656,7 @@ def enclosing_function_statement(
 
 @dataclass(frozen=True)
 class ReachingAssignment:
+    statement: cst.BaseStatement
     value: cst.BaseExpression
     # where the name sits in an unpacking target: `out, (h, c) = lstm(x)` gives (0,) for
     # `out` and (1, 0) for `h`; () for a plain `name = value`
@@ -678,16 +679,19 @@ def reaching_assignment(
         found = None
         if isinstance(stmt, cst.SimpleStatementLine):
             for small in stmt.body:
+                if not binds(small, name):
+                    continue
+                found = None
                 if isinstance(small, cst.Assign) and len(small.targets) == 1:
-                    found = _assigned(small.targets[0].target, small.value, name)
-                elif binds(small, name):
-                    found = None
+                    found = _assigned(stmt, small.targets[0].target, small.value, name)
     return None
 
 
-def _assigned(target: cst.BaseExpression, value: cst.BaseExpression, name: str) -> ReachingAssignment | None:
+def _assigned(
+    stmt: cst.BaseStatement, target: cst.BaseExpression, value: cst.BaseExpression, name: str
+) -> ReachingAssignment | None:
     path = _target_path(target, name)
-    return None if path is None else ReachingAssignment(value, path)
+    return None if path is None else ReachingAssignment(stmt, value, path)
 
 
 def _target_path(target: cst.BaseExpression, name: str) -> tuple[int, ...] | None:
