@@ -705,3 +705,57 @@ def _target_path(target: cst.BaseExpression, name: str) -> tuple[int, ...] | Non
             if inner is not None:
                 return (index, *inner)
     return None
+
+
+def shape_length(call: cst.Call) -> int | None:
+    """How many dimensions `x.view(...)`/`x.reshape(...)` asks for: `view(b, -1)` and
+    `view((b, -1))` give 2. None when unknown: a shape or dtype in a variable (`view(shape)`),
+    unpacked or keyword arguments."""
+    args = call.args
+    if not args or any(a.star or a.keyword is not None for a in args):
+        return None
+    if len(args) == 1:
+        value = args[0].value
+        if isinstance(value, (cst.Tuple, cst.List)):
+            elements = value.elements
+            return None if any(isinstance(e, cst.StarredElement) for e in elements) else len(elements)
+        return 1 if _one_number(value) else None
+    return len(args)
+
+
+def _one_number(node: cst.BaseExpression) -> bool:
+    """An int literal or a product (`b * t`): one dimension, where a bare name could be a
+    whole shape."""
+    return int_literal(node) is not None or (
+        isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Multiply)
+    )
+
+
+def built_by(module: cst.Module, imports: ImportTable, func: cst.BaseExpression) -> list[cst.Call]:
+    """The constructor calls of the object a local name or `self.<name>` holds: every
+    `name = C(...)` / `self.name = C(...)` in the file, when they all call the same imported
+    class C; empty otherwise (or when the object is bound some other way only)."""
+    from trainlint.rules._loops import assignments
+
+    if isinstance(func, cst.Name):
+        dotted = func.value
+    elif self_attribute(func) is not None:
+        dotted = f"self.{func.attr.value}"
+    else:
+        return []
+    calls = assignments(module).get(dotted, [])
+    kinds = {imports.qualname(c.func) for c in calls}
+    return calls if len(kinds) == 1 and None not in kinds else []
+
+
+RECURRENT_LAYERS = {"torch.nn.RNN", "torch.nn.LSTM", "torch.nn.GRU"}
+
+
+def recurrent_layers(module: cst.Module, imports: ImportTable, func: cst.BaseExpression) -> list[cst.Call]:
+    """The `nn.RNN`/`LSTM`/`GRU(...)` constructor calls of the layer `func(x)` calls."""
+    calls = built_by(module, imports, func)
+    return calls if calls and imports.qualname(calls[0].func) in RECURRENT_LAYERS else []
+
+
+def is_true(node: cst.BaseExpression | None) -> bool:
+    return isinstance(node, cst.Name) and node.value == "True"

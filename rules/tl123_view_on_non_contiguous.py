@@ -69,7 +69,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import libcst as cst
-from trainlint.rules._analysis import enclosing_function_statement, int_literal, reaching_assignment
+from trainlint.rules._analysis import (
+    enclosing_function_statement,
+    int_literal,
+    reaching_assignment,
+    shape_length,
+)
 
 from trainlint.rule import Applicability, Invalid, Rule, Valid
 
@@ -237,7 +242,7 @@ class ViewOnNonContiguous(Rule):
         func = node.func
         if not (isinstance(func, cst.Attribute) and func.attr.value == "view"):
             return
-        dims = _shape_length(node)
+        dims = shape_length(node)
         if dims is None:
             return
         layout = self._layout(func.value, None, MAX_HOPS)
@@ -341,7 +346,7 @@ class ViewOnNonContiguous(Rule):
             and expr.func.attr.value in RESHAPING_METHODS
             and self.context.qualname(expr.func) is None
         ):
-            return _shape_length(expr)
+            return shape_length(expr)
         return None
 
     def _reaching(self, name: str, statement: cst.BaseStatement | None):
@@ -369,26 +374,3 @@ def _runs(order: list[int]) -> int:
     """How many runs of consecutive dimensions (`2, 3` in `0, 2, 3, 1`) the order has: the
     fewest dimensions a view can merge it into."""
     return 1 + sum(1 for a, b in zip(order, order[1:]) if b != a + 1)
-
-
-def _shape_length(call: cst.Call) -> int | None:
-    """How many dimensions `x.view(...)`/`x.reshape(...)` asks for; None when unknown (a
-    shape variable, a dtype, unpacked arguments)."""
-    args = call.args
-    if not args or any(a.star or a.keyword is not None for a in args):
-        return None
-    if len(args) == 1:
-        value = args[0].value
-        if isinstance(value, (cst.Tuple, cst.List)):
-            elements = value.elements
-            return None if any(isinstance(e, cst.StarredElement) for e in elements) else len(elements)
-        return 1 if _is_one_number(value) else None
-    return len(args)
-
-
-def _is_one_number(node: cst.BaseExpression) -> bool:
-    """An int literal or a product (`b * t`): one dimension, where a bare name could be a
-    whole shape."""
-    return int_literal(node) is not None or (
-        isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Multiply)
-    )

@@ -45,12 +45,9 @@ dropout is `0` or an `if`-expression with a `0` branch
 from __future__ import annotations
 
 import libcst as cst
-from trainlint.rules._analysis import call_argument, has_unpacked_arguments, int_literal
+from trainlint.rules._analysis import RECURRENT_LAYERS, call_argument, has_unpacked_arguments, int_literal
 
 from trainlint.rule import Invalid, Rule, Valid
-
-RECURRENT = {"torch.nn.RNN", "torch.nn.LSTM", "torch.nn.GRU"}
-
 
 class RnnDropoutSingleLayer(Rule):
     __doc__ = __doc__
@@ -126,7 +123,7 @@ class RnnDropoutSingleLayer(Rule):
 
     def visit_Call(self, node: cst.Call) -> None:
         qualname = self.context.qualname(node.func)
-        if qualname not in RECURRENT or has_unpacked_arguments(node):
+        if qualname not in RECURRENT_LAYERS or has_unpacked_arguments(node):
             return
         dropout = call_argument(node, "dropout")
         if dropout is None or _zero_possible(dropout):
