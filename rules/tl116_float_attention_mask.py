@@ -112,7 +112,11 @@ class FloatAttentionMask(Rule):
         MHA: "pass a bool mask, True where attending is *not* allowed (`mask == 0` for a `tril` of ones)",
         SDPA: "pass a bool mask, True where attending *is* allowed (`mask.bool()` for a `tril` of ones), or `is_causal=True`",
     }
-    trigger_pattern = re.compile(r"mask\s*=|scaled_dot_product_attention")
+    # an attention API this rule knows, and a mask passed by keyword or to SDPA
+    trigger_pattern = re.compile(
+        r"(?s)^(?=.*(?:MultiheadAttention|Transformer|multi_head_attention_forward|scaled_dot_product_attention))"
+        r"(?=.*(?:mask\s*=|scaled_dot_product_attention))"
+    )
 
     VALID = [
         # Bool masks, and additive masks of -inf.

@@ -66,6 +66,7 @@ is missed.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import libcst as cst
@@ -110,7 +111,11 @@ class ViewOnNonContiguous(Rule):
         "new shape merges dimensions that are no longer adjacent in memory"
     )
     fix_applicability = Applicability.SAFE
-    triggers = ("view",)
+    # `view` and something that reorders or expands dimensions, anywhere in the file
+    trigger_pattern = re.compile(
+        r"(?s)^(?=.*\bview\b)(?=.*(?:transpose|permute|swapaxes|swapdims|movedim|moveaxis|expand"
+        r"|\.\s*(?:t\s*\(|m?[TH]\b)))"
+    )
 
     VALID = [
         Valid(
