@@ -13,12 +13,12 @@ applied to features that are not feature maps:
   locals).
 
 ## Why is this bad?
-Channel dropout zeroes whole channels of a `(N, C, H, W)` map. Given `(N, C)` features,
-it reads them as one unbatched `(C, H)` map: it zeroes entire *samples'* rows instead of
-single features (torch warns "Received a 2-D input to dropout2d ... please use dropout
-instead"). Given an RNN's `(N, T, H)` output, it reads `(N, C, L)` and drops whole time
-steps of a sample. Either way the regularisation is not the one intended, and a sample
-can reach the loss as all zeros.
+Channel dropout zeroes whole channels of `(N, C, H, W)` (or `(N, C, D, H, W)`) feature
+maps. Given `(N, C)` features it has no channels to drop: torch 2.13 warns that a 2-D
+input "is deprecated and will result in an error in a future release" and, for now,
+drops single features as `nn.Dropout` does, so the code is one upgrade away from
+breaking. Given an RNN's `(N, T, H)` output it reads `(N, C, L)` and zeroes whole *time
+steps* of each sample, which is not the feature dropout the author meant.
 
 ## Example
 ```python
@@ -43,11 +43,13 @@ head = nn.Sequential(
 ```
 
 ## Fix safety
-Unsafe: `nn.Dropout2d` -> `nn.Dropout` (and `F.dropout2d` -> `F.dropout`) changes which
-elements are dropped, on purpose. The fix is offered where the constructor is spelled
-through a module (`nn.Dropout2d`, `F.dropout2d`); a name imported on its own
-(`from torch.nn import Dropout2d`) is reported without one. A dropout module used on
-feature maps elsewhere too would change there as well; check its other uses.
+Unsafe: `nn.Dropout2d` -> `nn.Dropout` (and `F.dropout2d` -> `F.dropout`). On `(N, C)`
+features `nn.Dropout` drops as today's `Dropout2d` does, but draws from the random stream
+differently; on a sequence it drops single features instead of whole time steps, on
+purpose. The fix is offered where the constructor is spelled through a module
+(`nn.Dropout2d`, `F.dropout2d`); a name imported on its own (`from torch.nn import
+Dropout2d`) is reported without one. A dropout module also used on feature maps
+elsewhere would change there too; check its other uses.
 
 ## Known false positives
 None known. Features whose origin is not visible (arguments, attributes, other
@@ -88,6 +90,7 @@ ELEMENTWISE_FUNCTIONS = {
     "torch.nn.functional.leaky_relu", "torch.nn.functional.tanh", "torch.nn.functional.sigmoid",
 }
 MAX_HOPS = 6
+RNN_OUTPUT = "the output sequence of a recurrent layer"
 
 
 class Dropout2dOnFlatFeatures(Rule):
@@ -95,9 +98,12 @@ class Dropout2dOnFlatFeatures(Rule):
     code = "TL127"
     name = "dropout2d-on-flat-features"
     message = (
-        "`{drop}` applied to {what}: channel dropout reads it as one unbatched map and "
-        "zeroes whole samples' rows, not single features"
+        "`{drop}` applied to {what}: channel dropout expects feature maps; {effect}"
     )
+    effects = {
+        True: "on an `(N, T, H)` sequence it zeroes whole time steps",
+        False: "a 2-D input is deprecated and will raise in a future torch release",
+    }
     fix_applicability = Applicability.UNSAFE
     triggers = ("ropout2d", "ropout3d")
 
@@ -256,9 +262,10 @@ class Dropout2dOnFlatFeatures(Rule):
                 f"Use `{label.split('.')[0]}.{plain}`",
                 (constructor, constructor.with_changes(attr=cst.Name(plain))),
             )
+        effect = self.effects[what == RNN_OUTPUT]
         self.report(
             node,
-            self.message.format(drop=label, what=what),
+            self.message.format(drop=label, what=what, effect=effect),
             fix=fix,
             help=f"use `{label.split('.')[0]}.{plain}` for `(N, features)` inputs",
         )
@@ -306,7 +313,7 @@ class Dropout2dOnFlatFeatures(Rule):
             return None
         if reaching.path == (0,) and isinstance(reaching.value, cst.Call):
             if recurrent_layers(self.context.module, self.context.imports, reaching.value.func):
-                return "the output sequence of a recurrent layer"
+                return RNN_OUTPUT
             return None
         if reaching.path:
             return None
