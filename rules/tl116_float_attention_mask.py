@@ -13,9 +13,10 @@ assignments of `self.<name>` or a local in the file.
 ## Why is this bad?
 A float mask is *added* to the attention scores before the softmax. A causal mask of
 ones and zeros adds 1 to the allowed (or the forbidden) positions instead of `-inf` to
-the forbidden ones, so the model still attends to the future: on torch 2.13, a
-`tril(ones)` mask given to `nn.MultiheadAttention` leaves 41% of the first token's
-attention on later tokens. The model trains, and leaks the answer it is meant to predict.
+the forbidden ones, so the model still attends to the future: on torch 2.13, with a
+`tril(ones)` mask over 6 random tokens, `nn.MultiheadAttention` put 55% of the first
+token's attention on later tokens (0% with the equivalent bool mask). The model trains,
+and leaks the answer it is meant to predict.
 
 ## Example
 ```python
