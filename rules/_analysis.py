@@ -474,3 +474,145 @@ class _Touches(Visitor):
 
     def visit_For(self, node: cst.For) -> None:
         self._target(node, node.target)
+
+
+# ------------------------------------------------------ calls and reaching assignments
+
+
+def call_argument(call: cst.Call, keyword: str, position: int | None = None) -> cst.BaseExpression | None:
+    """The value passed for a parameter, by keyword or (with `position`) positionally;
+    None when it is not passed or could be inside `*args`/`**kwargs`."""
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value == keyword:
+            return arg.value
+    if position is not None:
+        for index, arg in enumerate(call.args):
+            if arg.keyword is not None or arg.star:
+                break
+            if index == position:
+                return arg.value
+    return None
+
+
+def has_unpacked_arguments(call: cst.Call) -> bool:
+    return any(arg.star for arg in call.args)
+
+
+def enclosing_function_statement(
+    stack: list[cst.CSTNode],
+) -> tuple[cst.FunctionDef, cst.BaseStatement] | None:
+    """The innermost function around the node whose ancestors are `stack`, and the
+    statement of its body that contains the node."""
+    for k in range(len(stack) - 1, -1, -1):
+        if isinstance(stack[k], cst.FunctionDef):
+            if k + 2 < len(stack) and isinstance(stack[k + 1], cst.IndentedBlock):
+                return stack[k], stack[k + 2]
+            return None
+    return None
+
+
+@dataclass(frozen=True)
+class ReachingAssignment:
+    statement: cst.BaseStatement
+    value: cst.BaseExpression
+    # where the name sits in an unpacking target: `out, (h, c) = lstm(x)` gives (0,) for
+    # `out` and (1, 0) for `h`; () for a plain `name = value`
+    path: tuple[int, ...]
+
+
+def reaching_assignment(
+    func: cst.FunctionDef, name: str, use_statement: cst.BaseStatement
+) -> ReachingAssignment | None:
+    """The last assignment of `name` among the top-level statements of func before
+    `use_statement` (`pred = pred.t()` after `_, pred = out.topk(k)` is the one that
+    reaches). None when `name` is bound some other way after it (inside a compound
+    statement, by a `for`, an augmented assignment...) or not at all."""
+    found: ReachingAssignment | None = None
+    for stmt in body_statements(func):
+        if stmt is use_statement:
+            return found
+        if not binds(stmt, name):
+            continue
+        found = None
+        if isinstance(stmt, cst.SimpleStatementLine):
+            for small in stmt.body:
+                if not binds(small, name):
+                    continue
+                found = None
+                if isinstance(small, cst.Assign) and len(small.targets) == 1:
+                    found = _assigned(stmt, small.targets[0].target, small.value, name)
+    return None
+
+
+def _assigned(
+    stmt: cst.BaseStatement, target: cst.BaseExpression, value: cst.BaseExpression, name: str
+) -> ReachingAssignment | None:
+    path = _target_path(target, name)
+    return None if path is None else ReachingAssignment(stmt, value, path)
+
+
+def _target_path(target: cst.BaseExpression, name: str) -> tuple[int, ...] | None:
+    if isinstance(target, cst.Name):
+        return () if target.value == name else None
+    if isinstance(target, (cst.Tuple, cst.List)):
+        for index, element in enumerate(target.elements):
+            if isinstance(element, cst.StarredElement):
+                return None
+            inner = _target_path(element.value, name)
+            if inner is not None:
+                return (index, *inner)
+    return None
+
+
+def shape_length(call: cst.Call) -> int | None:
+    """How many dimensions `x.view(...)`/`x.reshape(...)` asks for: `view(b, -1)` and
+    `view((b, -1))` give 2. None when unknown: a shape or dtype in a variable (`view(shape)`),
+    unpacked or keyword arguments."""
+    args = call.args
+    if not args or any(a.star or a.keyword is not None for a in args):
+        return None
+    if len(args) == 1:
+        value = args[0].value
+        if isinstance(value, (cst.Tuple, cst.List)):
+            elements = value.elements
+            return None if any(isinstance(e, cst.StarredElement) for e in elements) else len(elements)
+        return 1 if _one_number(value) else None
+    return len(args)
+
+
+def _one_number(node: cst.BaseExpression) -> bool:
+    """An int literal or a product (`b * t`): one dimension, where a bare name could be a
+    whole shape."""
+    return int_literal(node) is not None or (
+        isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Multiply)
+    )
+
+
+def built_by(module: cst.Module, imports: ImportTable, func: cst.BaseExpression) -> list[cst.Call]:
+    """The constructor calls of the object a local name or `self.<name>` holds: every
+    `name = C(...)` / `self.name = C(...)` in the file, when they all call the same imported
+    class C; empty otherwise (or when the object is bound some other way only)."""
+    from trainlint.rules._loops import assignments
+
+    if isinstance(func, cst.Name):
+        dotted = func.value
+    elif self_attribute(func) is not None:
+        dotted = f"self.{func.attr.value}"
+    else:
+        return []
+    calls = assignments(module).get(dotted, [])
+    kinds = {imports.qualname(c.func) for c in calls}
+    return calls if len(kinds) == 1 and None not in kinds else []
+
+
+RECURRENT_LAYERS = {"torch.nn.RNN", "torch.nn.LSTM", "torch.nn.GRU"}
+
+
+def recurrent_layers(module: cst.Module, imports: ImportTable, func: cst.BaseExpression) -> list[cst.Call]:
+    """The `nn.RNN`/`LSTM`/`GRU(...)` constructor calls of the layer `func(x)` calls."""
+    calls = built_by(module, imports, func)
+    return calls if calls and imports.qualname(calls[0].func) in RECURRENT_LAYERS else []
+
+
+def is_true(node: cst.BaseExpression | None) -> bool:
+    return isinstance(node, cst.Name) and node.value == "True"

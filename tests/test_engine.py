@@ -479,7 +479,7 @@ async def f(x: int = 1, /, y=[], *a, z, **k) -> "T":
             self.events.append(("leave", id(original_node)))
 
     for source in sources:
-        module = cst.parse_module(source)
+        module = engine.parse(engine.decode(source.encode()))  # pre-3.7 `async=` files too
         for skip in ((), ("FunctionDef", "Call")):
             ours, theirs = Log(skip), Log(skip)
             walk(module, ours)

@@ -19,6 +19,7 @@ from trainlint.context import Context
 from trainlint.diagnostic import Diagnostic, Edit, internal
 from trainlint.imports import ImportTable
 from trainlint.layout import Layout, Replace
+from trainlint.legacy_syntax import parse_legacy
 from trainlint.rule import Fix, Report, Rule
 from trainlint.screen import AstIndex
 from trainlint.semantic import SemanticModel
@@ -96,10 +97,14 @@ def decode(data: bytes) -> Source:
 
 
 def parse(source: Source) -> cst.Module:
+    config = cst.PartialParserConfig(encoding=source.encoding)
     try:
-        return cst.parse_module(source.text, cst.PartialParserConfig(encoding=source.encoding))
+        return cst.parse_module(source.text, config)
     except cst.ParserSyntaxError as exc:
         error = SourceError(f"syntax error: {exc.message}", exc.raw_line, exc.raw_column + 1)
+    legacy = parse_legacy(source.text, config)  # `x.cuda(async=True)`, valid before Python 3.7
+    if legacy is not None:
+        return legacy
     # LibCST's position is sometimes a line late ("expected INDENT" is put on the line after the
     # missing block); where CPython rejects the code too, its message and position are precise
     try:
