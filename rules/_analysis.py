@@ -617,3 +617,36 @@ class _Touches(Visitor):
 
     def visit_For(self, node: cst.For) -> None:
         self._target(node, node.target)
+
+
+# ------------------------------------------------------------ signatures (rule pack 3)
+
+
+def is_static_or_class_method(func: cst.FunctionDef) -> bool:
+    return any(
+        (dotted_name(d.decorator) or "").rsplit(".", 1)[-1] in ("staticmethod", "classmethod")
+        for d in func.decorators
+    )
+
+
+def accepts_call(func: cst.FunctionDef, positional: int, keywords: tuple[str, ...] = ()) -> bool:
+    """Whether a call with `positional` positional arguments and these keyword arguments
+    binds to `func`'s parameters without a TypeError; for a method, the arguments after
+    `self` (static methods take them all)."""
+    p = func.params
+    ordered = [*p.posonly_params, *p.params]
+    if ordered and not is_static_or_class_method(func):
+        ordered = ordered[1:]
+    if positional > len(ordered) and not isinstance(p.star_arg, cst.Param):
+        return False
+    filled = {param.name.value for param in ordered[:positional]}
+    keywordable = {param.name.value for param in [*p.params, *p.kwonly_params]}
+    for keyword in keywords:
+        if keyword in filled:
+            return False
+        if keyword in keywordable:
+            filled.add(keyword)
+        elif p.star_kwarg is None:
+            return False
+    required = [q for q in [*ordered, *p.kwonly_params] if q.default is None]
+    return all(q.name.value in filled for q in required)
