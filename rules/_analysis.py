@@ -650,3 +650,54 @@ def accepts_call(func: cst.FunctionDef, positional: int, keywords: tuple[str, ..
             return False
     required = [q for q in [*ordered, *p.kwonly_params] if q.default is None]
     return all(q.name.value in filled for q in required)
+
+
+def returned_names(func: cst.FunctionDef) -> set[str]:
+    """Names returned by `func` itself (not by nested functions): `return model`, and each
+    element of `return model, optimizer`."""
+    finder = _Returns()
+    walk(func.body, finder)
+    return finder.names
+
+
+class _Returns(Visitor):
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+    def visit_Return(self, node: cst.Return) -> None:
+        value = node.value
+        values = [el.value for el in value.elements] if isinstance(value, cst.Tuple) else [value]
+        for expr in values:
+            if isinstance(expr, cst.Name):
+                self.names.add(expr.value)
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        return False
+
+    def visit_Lambda(self, node: cst.Lambda) -> bool:
+        return False
+
+
+def append_keyword(call: cst.Call, keyword: str, value: cst.BaseExpression) -> cst.Call:
+    """`call` with `keyword=value` added after its last argument, in the call's layout: a
+    call with a trailing comma keeps it, and one argument per line stays so."""
+    new = cst.Arg(
+        keyword=cst.Name(keyword),
+        value=value,
+        equal=cst.AssignEqual(
+            whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace("")
+        ),
+    )
+    args = list(call.args)
+    if not args:
+        return call.with_changes(args=[new])
+    last = args[-1]
+    separator = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+    if isinstance(last.comma, cst.Comma):
+        if len(args) > 1 and isinstance(args[-2].comma, cst.Comma):
+            separator = args[-2].comma
+        elif isinstance(call.whitespace_before_args, cst.ParenthesizedWhitespace):
+            separator = cst.Comma(whitespace_after=call.whitespace_before_args)
+    new = new.with_changes(comma=last.comma, whitespace_after_arg=last.whitespace_after_arg)
+    last = last.with_changes(comma=separator, whitespace_after_arg=cst.SimpleWhitespace(""))
+    return call.with_changes(args=[*args[:-1], last, new])

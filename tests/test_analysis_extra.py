@@ -5,7 +5,7 @@ from __future__ import annotations
 import libcst as cst
 import pytest
 
-from trainlint.rules._analysis import accepts_call
+from trainlint.rules._analysis import accepts_call, append_keyword, returned_names
 
 
 def function(code: str) -> cst.FunctionDef:
@@ -38,3 +38,32 @@ def function(code: str) -> cst.FunctionDef:
 )
 def test_accepts_call(code, positional, keywords, expected):
     assert accepts_call(function(code), positional, keywords) is expected
+
+
+def test_returned_names():
+    func = function(
+        "def build(a):\n"
+        "    model = Net()\n"
+        "    if a:\n"
+        "        return model, opt\n"
+        "    def inner():\n"
+        "        return hidden\n"
+        "    return\n"
+    )
+    assert returned_names(func) == {"model", "opt"}
+
+
+@pytest.mark.parametrize(
+    "code, expected",
+    [
+        ("f()", 'f(k="v")'),
+        ("f(a)", 'f(a, k="v")'),
+        ("f(a, b=1)", 'f(a, b=1, k="v")'),
+        ("f(\n    a,\n)", 'f(\n    a,\n    k="v",\n)'),
+        ("f(\n    a,\n    b,\n)", 'f(\n    a,\n    b,\n    k="v",\n)'),
+        ("f(a, b,)", 'f(a, b, k="v",)'),
+    ],
+)
+def test_append_keyword(code, expected):
+    call = cst.parse_expression(code)
+    assert cst.Module([]).code_for_node(append_keyword(call, "k", cst.SimpleString('"v"'))) == expected
