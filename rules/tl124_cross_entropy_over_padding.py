@@ -7,7 +7,8 @@ like a padding index (`PAD = 0`, `TRG_PAD_IDX = 1`...), an `nn.Embedding(...,
 padding_idx=PAD)` naming a module-level constant, or an `nn.Embedding(..., padding_idx=0)`
 with a literal index in a file that also trains (calls `backward`). Token targets are recognised by their shape: the logits
 flattened to `(-1, vocab)` with `view`/`reshape`, or the targets flattened to `(-1)`
-(`.view(-1)`, `.reshape(-1)`, `.flatten()`).
+(`.view(-1)`, `.reshape(-1)`, `.flatten()`), in the call or by an assignment to the name
+passed.
 
 ## Why is this bad?
 A batch of sequences is padded to its longest member; without `ignore_index` every
@@ -33,7 +34,7 @@ criterion = nn.CrossEntropyLoss(ignore_index=PAD)
 ## Fix safety
 Unsafe: the loss value changes (padding positions stop counting), as intended. The fix is
 offered only when the file pads with one index that the loss's line can name: an integer,
-or a module-level constant. Not observable by a probe.
+or a module-level constant bound before the loss's statement runs. Not observable by a probe.
 
 ## Known limitations
 A literal `padding_idx=` alone does not count in a file without a `backward` call: model
@@ -62,6 +63,7 @@ PAD_KEYWORDS = ("padding_idx", "padding_value")
 PAD_CONSTANT = re.compile(r"(?:^|_)pad(?:ding)?(?:_?(?:idx|id|index|token|token_?id|token_?idx))?$", re.I)
 DEFAULT_IGNORE_INDEX = -100
 RESHAPES = ("view", "reshape")
+TEXT = (cst.SimpleString, cst.ConcatenatedString, cst.FormattedString)
 
 
 class CrossEntropyOverPadding(Rule):
@@ -237,6 +239,22 @@ class CrossEntropyOverPadding(Rule):
             """,
             line=6,
         ),
+        # A pad constant computed from a vocabulary after the criterion is built (no fix:
+        # the name is not bound yet there); logits and targets flattened by assignments.
+        Invalid(
+            """
+            from torch import nn
+
+            criterion = nn.CrossEntropyLoss()
+            pad_idx = trg_vocab.stoi["<pad>"]
+            for batch in batches:
+                out = model(batch.src, batch.trg[:-1])
+                out = out.contiguous().view(-1, out.shape[-1])
+                gold = batch.trg[1:].contiguous().view(-1)
+                loss = criterion(out, gold)
+            """,
+            line=3,
+        ),
         # A pad value the loss cannot name: reported without a fix.
         Invalid(
             """
@@ -262,7 +280,12 @@ class CrossEntropyOverPadding(Rule):
         # `padding_idx=0`: evidence only in a file that also trains (calls `backward`)
         self.literal_pads: list[cst.BaseExpression] = []
         self.trains = False
-        self.constants: set[str] = set()
+        # names assigned a tensor flattened to rank 1 / rank 2 (`trg = trg.view(-1)`)
+        self.flattened: dict[int, set[str]] = {1: set(), 2: set()}
+        # module-level name -> index of the first top-level statement that binds it
+        self.constants: dict[str, int] = {}
+        # loss call -> index of its top-level statement, or None inside a function
+        self.call_statement: dict[int, int | None] = {}
         self.losses: list[cst.Call] = []  # functional calls over token targets
         self.criteria: dict[str, list[cst.Call]] = {}  # bound name -> constructors
         self.criterion_calls: set[str] = set()  # bound names called over token targets
@@ -276,10 +299,14 @@ class CrossEntropyOverPadding(Rule):
             if name is None:
                 continue
             if at_module_level and isinstance(target.target, cst.Name):
-                self.constants.add(name)
-                if PAD_CONSTANT.search(name) and int_literal(node.value) is not None:
+                self.constants.setdefault(name, self._statement_index())
+                if PAD_CONSTANT.search(name) and not isinstance(node.value, TEXT):
                     self.pad_values.append(target.target)
+            for rank in (1, 2):
+                if _reshaped(node.value, rank):
+                    self.flattened[rank].add(name)
             if isinstance(node.value, cst.Call) and self._criterion(node.value):
+                self._place(node.value)
                 self.criteria.setdefault(name, []).append(node.value)
 
     def visit_Call(self, node: cst.Call) -> None:
@@ -299,15 +326,30 @@ class CrossEntropyOverPadding(Rule):
         if isinstance(func, cst.Attribute) and func.attr.value == "backward":
             self.trains = True
         if self.context.qualname(func) in FUNCTIONS:
-            if _lacks_ignore_index(node) and _over_tokens(node):
+            if _lacks_ignore_index(node) and self._over_tokens(node):
+                self._place(node)
                 self.losses.append(node)
         elif isinstance(func, cst.Call) and self._criterion(func):
-            if _over_tokens(node):
+            if self._over_tokens(node):
+                self._place(func)
                 self.losses.append(func)
         else:
             name = dotted_name(func)
-            if name is not None and _over_tokens(node):
+            if name is not None and self._over_tokens(node):
                 self.criterion_calls.add(name)
+
+    def _over_tokens(self, call: cst.Call) -> bool:
+        """The first argument flattened to `(-1, classes)` or the second to `(-1)`, in the
+        call or by an assignment to the name passed."""
+        positional = [a.value for a in call.args if a.keyword is None and not a.star]
+        keywords = {a.keyword.value: a.value for a in call.args if a.keyword is not None}
+        logits = positional[0] if positional else keywords.get("input")
+        targets = positional[1] if len(positional) > 1 else keywords.get("target")
+        return any(
+            arg is not None
+            and (_reshaped(arg, rank) or (isinstance(arg, cst.Name) and arg.value in self.flattened[rank]))
+            for arg, rank in ((logits, 2), (targets, 1))
+        )
 
     def _criterion(self, call: cst.Call) -> bool:
         return self.context.qualname(call.func) in CRITERIA and _lacks_ignore_index(call)
@@ -328,12 +370,12 @@ class CrossEntropyOverPadding(Rule):
         calls = list(self.losses)
         for name in self.criterion_calls:
             calls += self.criteria.get(name, [])
-        fixable = len(pads) == 1 and self._nameable(next(iter(pads.values())))
+        only = next(iter(pads.values())) if len(pads) == 1 else None
         shown = ", ".join(f"`{text}`" for text in sorted(pads))
         for call in calls:
             loss = (dotted_name(call.func) or "loss").rsplit(".", 1)[-1]
             fix = None
-            if fixable:
+            if only is not None and self._nameable(only, call):
                 (text, pad), = pads.items()
                 fix = self.make_fix(f"Pass `ignore_index={text}`", (call, append_keyword(call, "ignore_index", pad)))
             self.report(
@@ -343,9 +385,23 @@ class CrossEntropyOverPadding(Rule):
                 help="pass `ignore_index=` the padding index of the targets",
             )
 
-    def _nameable(self, pad: cst.BaseExpression) -> bool:
-        """An integer, or a module constant: an expression valid wherever the loss is."""
-        return int_literal(pad) is not None or (isinstance(pad, cst.Name) and pad.value in self.constants)
+    def _nameable(self, pad: cst.BaseExpression, call: cst.Call) -> bool:
+        """An integer, or a module constant bound before the loss runs: an expression valid
+        where the loss is."""
+        if int_literal(pad) is not None:
+            return True
+        if not isinstance(pad, cst.Name) or pad.value not in self.constants:
+            return False
+        at = self.call_statement.get(id(call))
+        return at is None or self.constants[pad.value] < at
+
+    def _statement_index(self) -> int:
+        return self.context.module.body.index(self.context.stack[1])
+
+    def _place(self, call: cst.Call) -> None:
+        """Record where a loss call or constructor runs (see `call_statement`)."""
+        in_function = any(isinstance(n, (cst.FunctionDef, cst.Lambda)) for n in self.context.stack)
+        self.call_statement[id(call)] = None if in_function else self._statement_index()
 
 
 def _lacks_ignore_index(call: cst.Call) -> bool:
@@ -353,14 +409,6 @@ def _lacks_ignore_index(call: cst.Call) -> bool:
         a.star == "**" or (a.keyword is not None and a.keyword.value == "ignore_index") for a in call.args
     )
 
-
-def _over_tokens(call: cst.Call) -> bool:
-    """The first argument flattened to `(-1, classes)` or the second to `(-1)`."""
-    positional = [a.value for a in call.args if a.keyword is None and not a.star]
-    keywords = {a.keyword.value: a.value for a in call.args if a.keyword is not None}
-    logits = positional[0] if positional else keywords.get("input")
-    targets = positional[1] if len(positional) > 1 else keywords.get("target")
-    return (logits is not None and _reshaped(logits, 2)) or (targets is not None and _reshaped(targets, 1))
 
 
 def _reshaped(expr: cst.BaseExpression, rank: int) -> bool:
