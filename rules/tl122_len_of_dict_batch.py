@@ -42,6 +42,8 @@ left alone. A dict batch built elsewhere and used only as `len(batch)` is not re
 
 from __future__ import annotations
 
+import re
+
 import libcst as cst
 
 from trainlint.rule import Invalid, Rule, Valid
@@ -58,7 +60,8 @@ class LenOfDictBatch(Rule):
     code = "TL122"
     name = "len-of-dict-batch"
     message = "`len({batch})` counts the keys of a dict batch, not its samples; use `{batch}[{key}].size(0)`"
-    triggers = ("len",)
+    # `len(name)` next to `+=`, `-=`, `*` or `/`: every reported call has one
+    trigger_pattern = re.compile(r"(?:[-+]=\s*-?|[*/])\s*len\s*\(\s*\w+\s*\)|len\s*\(\s*\w+\s*\)\s*[*/]")
 
     VALID = [
         # The samples counted from one entry.

@@ -64,7 +64,7 @@ class SamplerEpochNotSet(Rule):
     code = "TL129"
     name = "sampler-epoch-not-set"
     message = (
-        "`DistributedSampler` without `set_epoch`: every epoch of `{loop}` shuffles in the "
+        "`DistributedSampler` without `set_epoch`: every epoch of {loop} shuffles in the "
         "same order; call `{sampler}.set_epoch({epoch})` at the start of each epoch"
     )
     triggers = ("DistributedSampler",)
@@ -175,7 +175,7 @@ class SamplerEpochNotSet(Rule):
         self.report(
             node,
             self.message.format(
-                loop=f"for {target} in ..." if target else "the epoch loop",
+                loop=f"`for {target} in ...`" if target else "the epoch loop",
                 sampler=self._sampler_name(node),
                 epoch=target if target and target.isidentifier() else "epoch",
             ),
