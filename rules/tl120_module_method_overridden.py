@@ -103,7 +103,8 @@ class ModuleMethodOverridden(Rule):
         "no `super().{method}(...)` and no `.training` assignment, so `model.{method}()` "
         "leaves dropout and batch norm as they were"
     )
-    trigger_pattern = re.compile(rf"\bdef\s+(?:{'|'.join(CALLS)})\b")
+    # a literal first: the regex engine then scans for "def" instead of trying every position
+    trigger_pattern = re.compile(rf"def\s+(?:{'|'.join(CALLS)})\b")
 
     VALID = [
         # Overrides that keep the signature and call super().

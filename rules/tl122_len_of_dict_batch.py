@@ -47,7 +47,7 @@ import re
 import libcst as cst
 
 from trainlint.rule import Invalid, Rule, Valid
-from trainlint.rules._analysis import Visitor
+from trainlint.rules._analysis import Visitor, windowed_search
 from trainlint.traverse import walk
 
 DICT_METHODS = ("items", "keys", "values", "get")
@@ -62,6 +62,11 @@ class LenOfDictBatch(Rule):
     message = "`len({batch})` counts the keys of a dict batch, not its samples; use `{batch}[{key}].size(0)`"
     # `len(name)` next to `+=`, `-=`, `*` or `/`: every reported call has one
     trigger_pattern = re.compile(r"(?:[-+]=\s*-?|[*/])\s*len\s*\(\s*\w+\s*\)|len\s*\(\s*\w+\s*\)\s*[*/]")
+
+    @classmethod
+    def may_apply(cls, text: str) -> bool:
+        # the pattern has no literal prefix, so it is run only around each "len"
+        return windowed_search(cls.trigger_pattern, text, ("len",), 80)
 
     VALID = [
         # The samples counted from one entry.

@@ -75,7 +75,7 @@ class CrossEntropyOverPadding(Rule):
         "{pads}, and the padding positions count in the loss"
     )
     fix_applicability = Applicability.UNSAFE
-    trigger_pattern = re.compile(r"CrossEntropyLoss|cross_entropy|NLLLoss|nll_loss")
+    triggers = ("CrossEntropyLoss", "cross_entropy", "NLLLoss", "nll_loss")
 
     VALID = [
         # ignore_index set, on the criterion and on the function.
