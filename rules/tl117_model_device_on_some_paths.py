@@ -50,9 +50,8 @@ import libcst as cst
 
 from trainlint.imports import dotted_name
 from trainlint.rule import Invalid, Rule, Valid
-from trainlint.rules._analysis import Visitor, names_in
+from trainlint.rules._analysis import names_in
 from trainlint.rules._loops import MODEL, Roles, module_roles
-from trainlint.traverse import walk
 
 MOVES = ("to", "cuda")
 AVAILABILITY = "is_available"
@@ -162,24 +161,69 @@ class ModelDeviceOnSomePaths(Rule):
         ),
     ]
 
+    def __init__(self, context) -> None:
+        super().__init__(context)
+        # the scopes being visited (module, functions), innermost last
+        self.scopes: list[_Scope] = []
+
+    @property
+    def roles(self) -> Roles:
+        return module_roles(self.context.module, self.context.imports)
+
     def visit_Module(self, node: cst.Module) -> None:
-        self._check_scope(node)
+        self.scopes.append(_Scope(node, node))
+
+    def leave_Module(self, original_node: cst.Module) -> None:
+        self._check(self.scopes.pop())
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        self._check_scope(node.body)
+        self.scopes.append(_Scope(node, node.body))
 
-    def _check_scope(self, scope: cst.CSTNode) -> None:
-        roles = module_roles(self.context.module, self.context.imports)
-        moves = _Moves(roles)
-        walk(scope, moves)
-        if not moves.model_moves or not moves.batch_moves:
+    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
+        self._check(self.scopes.pop())
+
+    def visit_Call(self, node: cst.Call) -> None:
+        func = node.func
+        if not isinstance(func, cst.Attribute) or func.attr.value not in MOVES:
             return
-        if _on_every_path(_statements(scope), {id(m.statement) for m in moves.model_moves}):
+        if func.attr.value == "to" and not node.args:
             return
-        for move in moves.model_moves:
+        scope = self.scopes[-1]
+        guard, in_loop, statement = None, False, None
+        for ancestor in reversed(self.context.stack):
+            if ancestor is scope.node:
+                break
+            if isinstance(ancestor, (cst.ClassDef, cst.Lambda)):
+                return  # a class body or a lambda: not this scope's straight code
+            if isinstance(ancestor, (cst.SimpleStatementLine, cst.SimpleStatementSuite)) and statement is None:
+                statement = ancestor
+            elif isinstance(ancestor, cst.If) and guard is None:
+                guard = ancestor
+            elif isinstance(ancestor, (cst.For, cst.While)):
+                in_loop = True
+        if statement is None:
+            return
+        move = _Move(node, statement, guard)
+        if self.roles.of(func.value) == MODEL or (self._assigns_model(statement) and not _in_args(node, statement)):
+            scope.model_moves.append(move)
+        elif in_loop and guard is None and _is_local(func.value):
+            scope.batch_moves.append(move)
+
+    def _assigns_model(self, statement: cst.SimpleStatementLine | cst.SimpleStatementSuite) -> bool:
+        return any(
+            isinstance(small, cst.Assign) and any(self.roles.of(t.target) == MODEL for t in small.targets)
+            for small in statement.body
+        )
+
+    def _check(self, scope: _Scope) -> None:
+        if not scope.model_moves or not scope.batch_moves:
+            return
+        if _on_every_path(_statements(scope.body), {id(m.statement) for m in scope.model_moves}):
+            return
+        for move in scope.model_moves:
             if move.guard is None or AVAILABILITY in names_in(move.guard.test):
                 continue
-            batch = next((b for b in moves.batch_moves if b.kind == move.kind), None)
+            batch = next((b for b in scope.batch_moves if b.kind == move.kind), None)
             if batch is None:
                 continue
             self.report(
@@ -191,6 +235,16 @@ class ModelDeviceOnSomePaths(Rule):
                 ),
                 help="move the model outside the condition, or the batches under the same one",
             )
+
+
+class _Scope:
+    """A module or function body being visited, and the moves seen in it so far."""
+
+    def __init__(self, node: cst.CSTNode, body: cst.CSTNode) -> None:
+        self.node = node
+        self.body = body
+        self.model_moves: list[_Move] = []
+        self.batch_moves: list[_Move] = []
 
 
 class _Move:
@@ -208,71 +262,6 @@ def _kind(call: cst.Call) -> str:
         return "cuda"
     first = call.args[0].value if call.args and call.args[0].keyword is None else None
     return f"to:{dotted_name(first) if first is not None else ''}"
-
-
-class _Moves(Visitor):
-    """In one scope: the model's moves (with their guard), and the batch moves made in a
-    loop outside any `if`."""
-
-    def __init__(self, roles: Roles) -> None:
-        self.roles = roles
-        self.model_moves: list[_Move] = []
-        self.batch_moves: list[_Move] = []
-        self.guards: list[cst.If] = []
-        self.loops = 0
-        self.statement: cst.CSTNode | None = None
-        self.assigned_model = False
-
-    def visit_If(self, node: cst.If) -> None:
-        self.guards.append(node)
-
-    def leave_If(self, original_node: cst.If) -> None:
-        self.guards.pop()
-
-    def visit_For(self, node: cst.For) -> None:
-        self.loops += 1
-
-    def leave_For(self, original_node: cst.For) -> None:
-        self.loops -= 1
-
-    def visit_While(self, node: cst.While) -> None:
-        self.loops += 1
-
-    def leave_While(self, original_node: cst.While) -> None:
-        self.loops -= 1
-
-    def visit_SimpleStatementSuite(self, node: cst.SimpleStatementSuite) -> None:
-        self.visit_SimpleStatementLine(node)
-
-    def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine | cst.SimpleStatementSuite) -> None:
-        self.statement = node
-        self.assigned_model = any(
-            isinstance(small, cst.Assign)
-            and any(self.roles.of(t.target) == MODEL for t in small.targets)
-            for small in node.body
-        )
-
-    def visit_Call(self, node: cst.Call) -> None:
-        func = node.func
-        if not isinstance(func, cst.Attribute) or func.attr.value not in MOVES or self.statement is None:
-            return
-        if func.attr.value == "to" and not node.args:
-            return
-        guard = self.guards[-1] if self.guards else None
-        move = _Move(node, self.statement, guard)
-        if self.roles.of(func.value) == MODEL or (self.assigned_model and not _in_args(node, self.statement)):
-            self.model_moves.append(move)
-        elif self.loops and guard is None and _is_local(func.value):
-            self.batch_moves.append(move)
-
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-        return False
-
-    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
-        return False
-
-    def visit_Lambda(self, node: cst.Lambda) -> bool:
-        return False
 
 
 def _is_local(receiver: cst.BaseExpression) -> bool:

@@ -54,7 +54,7 @@ import libcst as cst
 from trainlint.imports import dotted_name
 from trainlint.rule import Invalid, Rule, Valid
 from trainlint.rules._analysis import Visitor, names_in
-from trainlint.rules._loops import OPTIMIZER, SCALER, SCHEDULER, module_roles
+from trainlint.rules._loops import OPTIMIZER, SCALER, SCHEDULER, Roles, module_roles
 from trainlint.traverse import walk
 
 LOAD = "torch.load"
@@ -167,17 +167,82 @@ class ResumeWithoutOptimizerState(Rule):
         ),
     ]
 
-    _facts: tuple[set[str], set[str]] | None = None
+    def __init__(self, context) -> None:
+        super().__init__(context)
+        self._facts: tuple[set[str], set[str]] | None = None
+        # the scopes being visited (module, functions), innermost last
+        self.scopes: list[_Resume] = []
+
+    @property
+    def roles(self) -> Roles:
+        return module_roles(self.context.module, self.context.imports)
 
     def visit_Module(self, node: cst.Module) -> None:
-        self._check_scope(node)
+        self.scopes.append(_Resume(node))
+
+    def leave_Module(self, original_node: cst.Module) -> None:
+        self._check(self.scopes.pop())
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        self._check_scope(node.body)
+        self.scopes.append(_Resume(node))
 
-    def _check_scope(self, scope: cst.CSTNode) -> None:
-        resume = _Resume(self.context)
-        walk(scope, resume)
+    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
+        self._check(self.scopes.pop())
+
+    def _scope(self) -> _Resume | None:
+        """The scope whose own code is being visited; None in a class body."""
+        scope = self.scopes[-1]
+        for ancestor in reversed(self.context.stack):
+            if ancestor is scope.node:
+                return scope
+            if isinstance(ancestor, cst.ClassDef):
+                return None
+        return scope
+
+    def _is_load(self, node: cst.CSTNode) -> bool:
+        return isinstance(node, cst.Call) and self.context.qualname(node.func) == LOAD
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        scope = self._scope()
+        if scope is not None and self._is_load(node.value):
+            for target in node.targets:
+                if isinstance(target.target, cst.Name):
+                    scope.checkpoints.add(target.target.value)
+
+    def visit_Call(self, node: cst.Call) -> None:
+        func = node.func
+        if not isinstance(func, cst.Attribute) or not node.args:
+            return
+        method = func.attr.value
+        if method not in ("load_state_dict", "get"):
+            return
+        scope = self._scope()
+        if scope is None:
+            return
+        if method == "load_state_dict" and scope.model_load is None:
+            if self.roles.of(func.value) in STATE_ROLES:
+                return
+            arg = node.args[0].value
+            if names_in(arg) & scope.checkpoints or self._contains_load(arg):
+                scope.model_load = node
+        elif method == "get" and dotted_name(func.value) in scope.checkpoints:
+            scope.key(node.args[0].value)
+
+    def visit_Subscript(self, node: cst.Subscript) -> None:
+        scope = self._scope()
+        if scope is not None and dotted_name(node.value) in scope.checkpoints and len(node.slice) == 1:
+            index = node.slice[0].slice
+            if isinstance(index, cst.Index):
+                scope.key(index.value)
+
+    def _contains_load(self, node: cst.CSTNode) -> bool:
+        while isinstance(node, (cst.Subscript, cst.Call)) and not self._is_load(node):
+            node = node.value if isinstance(node, cst.Subscript) else node.func
+            if isinstance(node, cst.Attribute):
+                node = node.value
+        return self._is_load(node)
+
+    def _check(self, resume: _Resume) -> None:
         if resume.model_load is None or resume.counter is None:
             return
         built, restored = self._file_facts()
@@ -203,10 +268,9 @@ class ResumeWithoutOptimizerState(Rule):
     def _file_facts(self) -> tuple[set[str], set[str]]:
         """The roles built in the file, and the roles whose state the file restores."""
         if self._facts is None:
-            roles = module_roles(self.context.module, self.context.imports)
-            finder = _Restores(roles)
+            finder = _Restores(self.roles)
             walk(self.context.module, finder)
-            self._facts = (set(roles.bound.values()), finder.restored)
+            self._facts = (set(self.roles.bound.values()), finder.restored)
         return self._facts
 
 
@@ -214,63 +278,22 @@ def _join(parts: list[str]) -> str:
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
-class _Resume(Visitor):
-    """In one scope: the model's `load_state_dict` call fed from a `torch.load` result, and
-    the counter key read from that result."""
+class _Resume:
+    """What one scope (module or function) does with checkpoints: the names bound to a
+    `torch.load(...)`, the model's `load_state_dict` call fed from one, and the first
+    counter key read from one."""
 
-    def __init__(self, context) -> None:
-        self.context = context
-        self.roles = module_roles(context.module, context.imports)
+    def __init__(self, node: cst.CSTNode) -> None:
+        self.node = node
         self.checkpoints: set[str] = set()
         self.model_load: cst.Call | None = None
         self.counter: str | None = None
 
-    def _is_load(self, node: cst.CSTNode) -> bool:
-        return isinstance(node, cst.Call) and self.context.qualname(node.func) == LOAD
-
-    def visit_Assign(self, node: cst.Assign) -> None:
-        if self._is_load(node.value):
-            for target in node.targets:
-                if isinstance(target.target, cst.Name):
-                    self.checkpoints.add(target.target.value)
-
-    def visit_Call(self, node: cst.Call) -> None:
-        func = node.func
-        if not isinstance(func, cst.Attribute) or not node.args:
-            return
-        if func.attr.value == "load_state_dict" and self.model_load is None:
-            if self.roles.of(func.value) in STATE_ROLES:
-                return
-            arg = node.args[0].value
-            if names_in(arg) & self.checkpoints or self._contains_load(arg):
-                self.model_load = node
-        elif func.attr.value == "get" and dotted_name(func.value) in self.checkpoints:
-            self._key(node.args[0].value)
-
-    def visit_Subscript(self, node: cst.Subscript) -> None:
-        if dotted_name(node.value) in self.checkpoints and len(node.slice) == 1:
-            index = node.slice[0].slice
-            if isinstance(index, cst.Index):
-                self._key(index.value)
-
-    def _key(self, key: cst.CSTNode) -> None:
+    def key(self, key: cst.CSTNode) -> None:
         if self.counter is None and isinstance(key, cst.SimpleString):
             text = key.evaluated_value
             if isinstance(text, str) and COUNTER_KEY.search(text):
                 self.counter = text
-
-    def _contains_load(self, node: cst.CSTNode) -> bool:
-        while isinstance(node, (cst.Subscript, cst.Call)) and not self._is_load(node):
-            node = node.value if isinstance(node, cst.Subscript) else node.func
-            if isinstance(node, cst.Attribute):
-                node = node.value
-        return self._is_load(node)
-
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-        return False
-
-    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
-        return False
 
 
 class _Restores(Visitor):
