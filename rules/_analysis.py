@@ -616,3 +616,87 @@ def recurrent_layers(module: cst.Module, imports: ImportTable, func: cst.BaseExp
 
 def is_true(node: cst.BaseExpression | None) -> bool:
     return isinstance(node, cst.Name) and node.value == "True"
+
+
+# ------------------------------------------------------------ signatures (rule pack 3)
+
+
+def is_static_or_class_method(func: cst.FunctionDef) -> bool:
+    return any(
+        (dotted_name(d.decorator) or "").rsplit(".", 1)[-1] in ("staticmethod", "classmethod")
+        for d in func.decorators
+    )
+
+
+def accepts_call(func: cst.FunctionDef, positional: int, keywords: tuple[str, ...] = ()) -> bool:
+    """Whether a call with `positional` positional arguments and these keyword arguments
+    binds to `func`'s parameters without a TypeError; for a method, the arguments after
+    `self` (static methods take them all)."""
+    p = func.params
+    ordered = [*p.posonly_params, *p.params]
+    if ordered and not is_static_or_class_method(func):
+        ordered = ordered[1:]
+    if positional > len(ordered) and not isinstance(p.star_arg, cst.Param):
+        return False
+    filled = {param.name.value for param in ordered[:positional]}
+    keywordable = {param.name.value for param in [*p.params, *p.kwonly_params]}
+    for keyword in keywords:
+        if keyword in filled:
+            return False
+        if keyword in keywordable:
+            filled.add(keyword)
+        elif p.star_kwarg is None:
+            return False
+    required = [q for q in [*ordered, *p.kwonly_params] if q.default is None]
+    return all(q.name.value in filled for q in required)
+
+
+def returned_names(func: cst.FunctionDef) -> set[str]:
+    """Names returned by `func` itself (not by nested functions): `return model`, and each
+    element of `return model, optimizer`."""
+    finder = _Returns()
+    walk(func.body, finder)
+    return finder.names
+
+
+class _Returns(Visitor):
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+    def visit_Return(self, node: cst.Return) -> None:
+        value = node.value
+        values = [el.value for el in value.elements] if isinstance(value, cst.Tuple) else [value]
+        for expr in values:
+            if isinstance(expr, cst.Name):
+                self.names.add(expr.value)
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        return False
+
+    def visit_Lambda(self, node: cst.Lambda) -> bool:
+        return False
+
+
+def append_keyword(call: cst.Call, keyword: str, value: cst.BaseExpression) -> cst.Call:
+    """`call` with `keyword=value` added after its last argument, in the call's layout: a
+    call with a trailing comma keeps it, and one argument per line stays so."""
+    new = cst.Arg(
+        keyword=cst.Name(keyword),
+        value=value,
+        equal=cst.AssignEqual(
+            whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace("")
+        ),
+    )
+    args = list(call.args)
+    if not args:
+        return call.with_changes(args=[new])
+    last = args[-1]
+    separator = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+    if isinstance(last.comma, cst.Comma):
+        if len(args) > 1 and isinstance(args[-2].comma, cst.Comma):
+            separator = args[-2].comma
+        elif isinstance(call.whitespace_before_args, cst.ParenthesizedWhitespace):
+            separator = cst.Comma(whitespace_after=call.whitespace_before_args)
+    new = new.with_changes(comma=last.comma, whitespace_after_arg=last.whitespace_after_arg)
+    last = last.with_changes(comma=separator, whitespace_after_arg=cst.SimpleWhitespace(""))
+    return call.with_changes(args=[*args[:-1], last, new])
