@@ -34,8 +34,20 @@ def _order(line: str) -> tuple:
     return path, int(row), int(column), rest
 
 
+def compiles(path: Path) -> bool:
+    try:
+        compile(path.read_bytes(), str(path), "exec", dont_inherit=True)
+    except SyntaxError:
+        return False
+    return True
+
+
 def test_flake8_reports_what_trainlint_reports_on_the_fixtures():
-    expected = concise("fixtures/", ROOT)
+    """flake8 runs no plugin on a file Python cannot compile (it reports E999 there):
+    trainlint still lints a pre-3.7 file with `async=` keywords (TL128), flake8 cannot."""
+    legacy = {p.relative_to(ROOT).as_posix() for p in (ROOT / "fixtures").rglob("*.py") if not compiles(p)}
+    assert legacy == {"fixtures/train/legacy.py"}
+    expected = [line for line in concise("fixtures/", ROOT) if line.split(":", 1)[0] not in legacy]
     assert len(expected) >= 40
     assert flake8("fixtures/", ROOT) == expected
 
