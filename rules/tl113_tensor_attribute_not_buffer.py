@@ -104,6 +104,8 @@ MODULE_ATTRS = frozenset(
     requires_grad_ set_extra_state set_submodule share_memory state_dict to to_empty train
     type xpu zero_grad training""".split()
 )
+# Class-level bindings that take an attribute's name (a simple statement, a `def`, a `class`).
+CLASS_LEVEL = {"assign", "annotated", "augmented", "walrus", "def", "class"}
 # A misspelled constructor (TL007's territory): underscores around letters of "init".
 _INIT_LIKE = re.compile(r"_*[int]{3,6}_*")
 
@@ -126,10 +128,6 @@ def _constructor_name(decorated: dict[str, bool]) -> tuple[str | None, bool]:
 
 def _underscores(name: str) -> tuple[int, int]:
     return len(name) - len(name.lstrip("_")), len(name) - len(name.rstrip("_"))
-
-
-# Class-level bindings that take an attribute's name (a simple statement, a `def`, a `class`).
-CLASS_LEVEL = {"assign", "annotated", "augmented", "walrus", "def", "class"}
 
 
 @dataclass(frozen=True)
