@@ -236,24 +236,6 @@ def int_literal(node: cst.CSTNode | None) -> int | None:
     return None
 
 
-def reads_attribute(node: cst.CSTNode, attr: str) -> bool:
-    """Whether `self.<attr>` is read anywhere inside node."""
-    finder = _AttrReads(attr)
-    walk(node, finder)
-    return finder.found
-
-
-class _AttrReads(Visitor):
-    def __init__(self, attr: str) -> None:
-        self.attr = attr
-        self.found = False
-
-    def visit_Attribute(self, node: cst.Attribute) -> bool:
-        if self_attribute(node) == self.attr:
-            self.found = True
-        return not self.found
-
-
 # --------------------------------------------------------------------- functions
 
 

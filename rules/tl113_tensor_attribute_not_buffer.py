@@ -75,75 +75,19 @@ suppress it there. The receiver must be named `self`.
 
 from __future__ import annotations
 
-import ast
 import re
-from functools import cached_property
+from dataclasses import dataclass
 
 import libcst as cst
 
 from trainlint.rule import Applicability, Invalid, Rule, Valid
-from trainlint.rules._analysis import (
-    AttributeWrite,
-    Visitor,
-    attribute_writes,
-    base_names,
-    binds,
-    body_statements,
-    is_nn_module,
-    methods,
-    reads_attribute,
-    self_attribute,
+from trainlint.semantic import ClassInfo, SemanticModel
+from trainlint.semantic import vocabulary as vocab
+from trainlint.semantic.stores import (
+    Store, called, is_none, may_be_tensor, named_attributes, reads_self_attribute, stores,
 )
-from trainlint.rules._screens import nn_module_classes
-from trainlint.screen import FUNCTIONS, flatten_targets
-from trainlint.traverse import walk
+from trainlint.semantic.tensors import GRAD, FunctionBody
 
-# torch.<name>(...) that creates a tensor.
-FACTORIES = {
-    "tensor", "as_tensor", "asarray", "from_numpy", "frombuffer", "zeros", "ones", "empty",
-    "full", "arange", "range", "linspace", "logspace", "eye", "rand", "randn", "randint",
-    "randperm", "zeros_like", "ones_like", "empty_like", "full_like", "rand_like",
-    "randn_like", "randint_like", "stack", "cat", "concat", "concatenate", "hstack",
-    "vstack", "tril_indices", "triu_indices", "hann_window", "hamming_window",
-    "blackman_window", "bartlett_window", "kaiser_window", "normal", "bernoulli",
-    "Tensor", "FloatTensor", "DoubleTensor", "HalfTensor", "BFloat16Tensor", "LongTensor",
-    "IntTensor", "ShortTensor", "CharTensor", "ByteTensor", "BoolTensor",
-}
-# torch.<name>(tensor, ...) that returns a tensor.
-TENSOR_FUNCTIONS = {
-    "log", "log2", "log10", "log1p", "exp", "sqrt", "rsqrt", "abs", "sin", "cos", "tan",
-    "tanh", "sigmoid", "tril", "triu", "diag", "diag_embed", "diagflat", "flip", "roll",
-    "cumsum", "cumprod", "outer", "matmul", "mm", "clamp", "clip", "pow", "reciprocal",
-    "round", "floor", "ceil", "sign", "neg", "unsqueeze", "squeeze", "reshape", "transpose",
-    "permute", "t", "flatten", "softmax", "log_softmax", "repeat_interleave", "kron",
-    "cartesian_prod", "polar", "complex", "view_as_real", "view_as_complex", "erf",
-    "erfinv", "atan2", "fmod", "remainder", "mul", "div", "add", "sub", "maximum",
-    "minimum", "einsum",
-}
-# tensor.<name>(...) that returns a tensor.
-TENSOR_METHODS = {
-    "float", "double", "half", "bfloat16", "long", "int", "short", "char", "byte", "bool",
-    "cuda", "cpu", "to", "type", "view", "view_as", "reshape", "reshape_as", "unsqueeze",
-    "squeeze", "t", "transpose", "permute", "contiguous", "clone", "detach", "expand",
-    "expand_as", "repeat", "repeat_interleave", "flatten", "sqrt", "rsqrt", "exp", "log",
-    "abs", "neg", "mul", "div", "add", "sub", "pow", "clamp", "clamp_", "sum", "mean",
-    "cumsum", "cumprod", "tril", "triu", "flip", "roll", "softmax", "log_softmax",
-    "fill_", "zero_", "normal_", "uniform_", "mul_", "div_", "add_", "sub_", "fill_diagonal_",
-    "masked_fill", "masked_fill_", "index_select", "gather", "reciprocal", "sigmoid", "tanh",
-    "requires_grad_", "pin_memory", "share_memory_", "diag", "outer", "matmul",
-    "unsqueeze_", "squeeze_", "t_", "transpose_",
-}
-ARITHMETIC = (
-    cst.Add, cst.Subtract, cst.Multiply, cst.Divide, cst.FloorDivide, cst.Modulo,
-    cst.Power, cst.MatrixMultiply,
-)
-PARAMETER_CLASSES = {
-    "torch.nn.Parameter", "torch.nn.parameter.Parameter", "torch.nn.Buffer",
-    "torch.nn.parameter.Buffer", "torch.nn.UninitializedParameter",
-    "torch.nn.parameter.UninitializedParameter", "torch.nn.UninitializedBuffer",
-    "torch.nn.parameter.UninitializedBuffer",
-}
-NN_MODULE = {"torch.nn.Module", "torch.nn.modules.module.Module"}
 # Overrides that move or cast the module's tensors by hand.
 DEVICE_OVERRIDES = {"_apply", "to", "cuda", "cpu", "float", "double", "half", "type", "to_empty"}
 REGISTERING = {"register_buffer", "register_parameter", "setattr", "register_module"}
@@ -160,50 +104,18 @@ MODULE_ATTRS = frozenset(
     requires_grad_ set_extra_state set_submodule share_memory state_dict to to_empty train
     type xpu zero_grad training""".split()
 )
+# Class-level bindings that take an attribute's name (a simple statement, a `def`, a `class`).
+CLASS_LEVEL = {"assign", "annotated", "augmented", "walrus", "def", "class"}
 # A misspelled constructor (TL007's territory): underscores around letters of "init".
 _INIT_LIKE = re.compile(r"_*[int]{3,6}_*")
 
-TENSOR, GRAD, OPTIONAL = "tensor", "grad", "optional"
 # Names under which torch layers keep their parameters and buffers.
 PARENT_STATE = re.compile(r"(?:^|_)(?:weight|bias)(?:_|$)|^running_|^num_batches_tracked$")
 
 
-class _Registered(Visitor):
-    """Attributes the class registers or wraps: `register_buffer("x", ...)`,
-    `setattr(self, "x", ...)`, `nn.Parameter(self.x)`, `register_buffer("y", self.x)`."""
-
-    def __init__(self, rule: TensorAttributeNotBuffer) -> None:
-        self.rule = rule
-        self.names: set[str] = set()
-
-    def visit_Call(self, node: cst.Call) -> None:
-        func = node.func
-        name = func.attr.value if isinstance(func, cst.Attribute) else (
-            func.value if isinstance(func, cst.Name) else None
-        )
-        qual = self.rule.context.qualname(func)
-        if name in REGISTERING or qual in PARAMETER_CLASSES:
-            for arg in node.args:
-                if isinstance(arg.value, cst.SimpleString):
-                    try:
-                        value = arg.value.evaluated_value
-                    except Exception:  # noqa: BLE001
-                        continue
-                    if isinstance(value, str):
-                        self.names.add(value)
-                attr = self_attribute(arg.value)
-                if attr:
-                    self.names.add(attr)
-
-
-def _constructor(own: dict[str, cst.FunctionDef]) -> tuple[cst.FunctionDef | None, bool]:
-    """`__init__`, or the single misspelled one when there is none; (func, misspelled)."""
-    name, misspelled = _constructor_name({n: bool(f.decorators) for n, f in own.items()})
-    return (own[name], misspelled) if name is not None else (None, False)
-
-
 def _constructor_name(decorated: dict[str, bool]) -> tuple[str | None, bool]:
-    """`_constructor` on the methods' names (each with whether it is decorated)."""
+    """The constructor, `__init__`, or the single misspelled one when there is none, among
+    the methods' names (each with whether it is decorated): (name, misspelled)."""
     if "__init__" in decorated:
         return "__init__", False
     candidates = [
@@ -218,52 +130,12 @@ def _underscores(name: str) -> tuple[int, int]:
     return len(name) - len(name.lstrip("_")), len(name) - len(name.rstrip("_"))
 
 
-class _Assignments(Visitor):
-    def __init__(self) -> None:
-        self.found: list[cst.CSTNode] = []
-
-    def visit_Assign(self, node: cst.Assign) -> None:
-        self.found.append(node)
-
-    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
-        self.found.append(node)
-
-    def visit_AugAssign(self, node: cst.AugAssign) -> None:
-        self.found.append(node)
-
-
-def _may_be_tensor(value: cst.BaseExpression | None) -> bool:
-    return isinstance(
-        value, (cst.Call, cst.BinaryOperation, cst.UnaryOperation, cst.Subscript, cst.Name)
-    )
-
-
-def _is_super_init(stmt: cst.BaseStatement) -> bool:
-    """`super().__init__(...)`, `super(C, self).__init__(...)`, `Base.__init__(self, ...)`."""
-    if not isinstance(stmt, cst.SimpleStatementLine):
-        return False
-    for small in stmt.body:
-        if (
-            isinstance(small, cst.Expr)
-            and isinstance(small.value, cst.Call)
-            and isinstance(small.value.func, cst.Attribute)
-            and small.value.func.attr.value == "__init__"
-        ):
-            return True
-    return False
-
-
-def _none_test(test: cst.BaseExpression, name: str) -> bool:
-    """`name is not None`."""
-    return (
-        isinstance(test, cst.Comparison)
-        and isinstance(test.left, cst.Name)
-        and test.left.value == name
-        and len(test.comparisons) == 1
-        and isinstance(test.comparisons[0].operator, cst.IsNot)
-        and isinstance(test.comparisons[0].comparator, cst.Name)
-        and test.comparisons[0].comparator.value == "None"
-    )
+@dataclass(frozen=True)
+class _TensorStore:
+    anchor: object  # the `self.x = <tensor>` statement
+    attr: str
+    grad: bool  # created with `requires_grad=True`
+    fixable: bool
 
 
 class TensorAttributeNotBuffer(Rule):
@@ -554,418 +426,181 @@ class TensorAttributeNotBuffer(Rule):
     ]
 
     @classmethod
-    def screen(cls, index) -> bool:
-        """The rule's own analysis, loosened, on the ast: the constructor of some
-        `nn.Module` class stores in `self.<attr>` a value that may be a fresh tensor (see
-        `_Screen`)."""
-        if not any(c.bases for c in index.nodes(ast.ClassDef)):
-            return False
-        modules = nn_module_classes(index)
-        if not modules or not _may_call_factory(index):
-            return False
-        screen = _Screen(index)
-        return any(screen.may_report(c) for c in modules)
+    def candidates(cls, model: SemanticModel) -> list[_TensorStore]:
+        out = []
+        files = _File(model)
+        for klass in model.classes:
+            own = klass.methods
+            name, misspelled = _constructor_name({n: bool(f.decorator_list) for n, f in own.items()})
+            if name is not None and model.is_module(klass):
+                out += _ModuleClass(files, klass, own[name], misspelled).tensor_stores()
+        return out
 
-    # ------------------------------------------------------------------ visiting
-
-    def visit_ClassDef(self, node: cst.ClassDef) -> None:
-        own = methods(node)
-        ctor, misspelled = _constructor(own)
-        if ctor is None:
-            return
-        ctx = self.context
-        if not is_nn_module(node, ctx.imports, ctx.module):
-            return
-        writes = attribute_writes(node)
-        self._tops: dict[int, dict[int, cst.BaseStatement]] = {}
-        ctor_name = ctor.name.value
-        # Candidates first (cheap): a visible tensor stored in the constructor.
-        candidates = []
-        for attr, attr_writes in writes.items():
-            for write in attr_writes:
-                if write.method != ctor_name or write.augmented or not _may_be_tensor(write.value):
-                    continue
-                stmt = self._top(ctor, write.statement)
-                kind = self._tensor(write.value, ctor, stmt) if stmt is not None else None
-                if kind is not None:
-                    candidates.append((attr, write, stmt, kind))
-                    break
-        if not candidates:
-            return
-        chain, foreign = self._chain(node)
-        if any(DEVICE_OVERRIDES & methods(klass).keys() for klass in chain):
-            return
-        registered = _Registered(self)
-        for klass in chain:
-            walk(klass.body, registered)
-        inherited: dict[str, list[AttributeWrite]] = {}
-        for klass in chain[1:]:
-            for attr, ws in attribute_writes(klass).items():
-                inherited.setdefault(attr, []).extend(ws)
-        for attr, write, stmt, kind in candidates:
-            attr_writes = writes[attr]
-            if attr in registered.names:
-                continue
-            if foreign and PARENT_STATE.search(attr):
-                continue  # may be a parameter or buffer of a torch layer it extends
-            if any(self._is_parameter(w.value) for w in attr_writes + inherited.get(attr, [])):
-                continue
-            if not all(w is write or self._tensor_like(w, attr, own) for w in attr_writes):
-                continue  # sometimes a float, a list...: a buffer cannot hold it
-            self._report(node, attr, write, attr_writes, kind, ctor, stmt, misspelled)
-
-    def _top(self, func: cst.FunctionDef, node: cst.CSTNode) -> cst.BaseStatement | None:
-        """The top-level statement of func that contains the assignment node (cached)."""
-        index = self._tops.get(id(func))
-        if index is None:
-            index = {}
-            for stmt in body_statements(func):
-                collector = _Assignments()
-                walk(stmt, collector)
-                for small in collector.found:
-                    index[id(small)] = stmt
-            self._tops[id(func)] = index
-        return index.get(id(node))
-
-    def _report(self, cls, attr, write: AttributeWrite, attr_writes, kind, ctor, stmt, misspelled):
-        if kind == GRAD:
+    def check(self, candidate: _TensorStore, node: cst.Assign | cst.AnnAssign) -> None:
+        attr = candidate.attr
+        if candidate.grad:
             self.report(
-                write.statement,
+                node,
                 self.grad_message.format(attr=attr),
                 help=f"wrap it: `self.{attr} = nn.Parameter(...)`",
                 data={"attribute": attr},
             )
             return
-        fix = None
-        if not misspelled and len(attr_writes) == 1:
-            fix = self._fix(cls, attr, write, ctor, stmt)
         self.report(
-            write.statement,
+            node,
             self.message.format(attr=attr),
-            fix=fix,
+            fix=self._fix(node, attr) if candidate.fixable else None,
             help=f'register it: `self.register_buffer("{attr}", ..., persistent=False)`',
             data={"attribute": attr},
         )
 
-    # ----------------------------------------------------------------- analysis
-
-    def _chain(self, cls: cst.ClassDef) -> tuple[list[cst.ClassDef], bool]:
-        """cls and its ancestors in this module (nearest first), and whether some ancestor
-        is a class from elsewhere other than `nn.Module` itself."""
-        local = self.context.classes
-        chain, todo, seen, foreign = [], [cls], {cls.name.value}, False
-        while todo:
-            klass = todo.pop(0)
-            chain.append(klass)
-            for base in base_names(klass, self.context.imports):
-                if base in local:
-                    if base not in seen:
-                        seen.add(base)
-                        todo.append(local[base])
-                elif base not in NN_MODULE and base not in ("nn.Module", "Module", "object"):
-                    foreign = True
-        return chain, foreign
-
-    def _tensor_like(self, write: AttributeWrite, attr: str, own) -> bool:
-        """Whether a write stores something a buffer can hold: a visible tensor, `None`, or
-        a value computed from the attribute itself (`self.x.to(device)`)."""
-        value = write.value
-        if value is None or (isinstance(value, cst.Name) and value.value == "None"):
-            return True
-        if write.augmented:
-            return True
-        func = own.get(write.method)
-        stmt = self._top(func, write.statement) if func is not None else None
-        if stmt is not None and self._tensor(value, func, stmt) is not None:
-            return True
-        return reads_attribute(value, attr)
-
-    def _is_parameter(self, value: cst.BaseExpression | None) -> bool:
-        return isinstance(value, cst.Call) and self.context.qualname(value.func) in PARAMETER_CLASSES
-
-    def _torch_name(self, func: cst.BaseExpression) -> tuple[str, str] | None:
-        """('', 'zeros') for torch.zeros, ('cuda', 'FloatTensor') for torch.cuda.FloatTensor."""
-        qual = self.context.qualname(func)
-        if qual is None:
-            return None
-        parts = qual.split(".")
-        if parts[0] != "torch":
-            return None
-        if len(parts) == 2:
-            return "", parts[1]
-        if len(parts) == 3 and parts[1] == "cuda":
-            return "cuda", parts[2]
-        return None
-
-    def _tensor(
-        self, node: cst.BaseExpression, func: cst.FunctionDef, stmt: cst.BaseStatement, depth: int = 0
-    ) -> str | None:
-        """TENSOR / GRAD / OPTIONAL when node visibly evaluates to a fresh tensor."""
-        if depth > 6:
-            return None
-        if isinstance(node, cst.Call):
-            f = node.func
-            name = self._torch_name(f)
-            if name is not None:
-                space, fn = name
-                if fn in FACTORIES and (space == "" or fn.endswith("Tensor")):
-                    return GRAD if _requires_grad(node) else TENSOR
-                if space == "" and fn in TENSOR_FUNCTIONS and node.args:
-                    return self._tensor(node.args[0].value, func, stmt, depth + 1)
-                return None
-            if isinstance(f, cst.Attribute) and f.attr.value in TENSOR_METHODS:
-                inner = self._tensor(f.value, func, stmt, depth + 1)
-                if inner is None:
-                    return None
-                if f.attr.value == "requires_grad_" and not any(
-                    isinstance(a.value, cst.Name) and a.value.value == "False" for a in node.args
-                ):
-                    return GRAD
-                return inner
-            return None
-        if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, ARITHMETIC):
-            kinds = [self._tensor(node.left, func, stmt, depth + 1), self._tensor(node.right, func, stmt, depth + 1)]
-            kinds = [k for k in kinds if k is not None]
-            return (GRAD if GRAD in kinds else TENSOR) if kinds else None
-        if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Minus):
-            return self._tensor(node.expression, func, stmt, depth + 1)
-        if isinstance(node, cst.Subscript):
-            return self._tensor(node.value, func, stmt, depth + 1)
-        if isinstance(node, cst.Name):
-            origin = self._origin(func, node.value, stmt)
-            if origin is None:
-                return None
-            value, origin_stmt, optional = origin
-            kind = self._tensor(value, func, origin_stmt, depth + 1)
-            if kind is None:
-                return None
-            return OPTIONAL if optional and kind == TENSOR else kind
-        return None
-
-    def _origin(self, func: cst.FunctionDef, name: str, use: cst.BaseStatement):
-        """The last `name = value` on the straight line before `use` (a top-level statement
-        of func): (value, its statement, optional). `optional` marks the
-        `if name is not None: name = value` idiom. None when unknown."""
-        origin = None
-        for stmt in body_statements(func):
-            if stmt is use:
-                if not isinstance(use, cst.SimpleStatementLine) and binds(use, name):
-                    return None
-                return origin
-            if isinstance(stmt, cst.SimpleStatementLine):
-                for small in stmt.body:
-                    if (
-                        isinstance(small, cst.Assign)
-                        and len(small.targets) == 1
-                        and isinstance(small.targets[0].target, cst.Name)
-                        and small.targets[0].target.value == name
-                    ):
-                        origin = (small.value, stmt, False)
-                    elif binds(small, name):
-                        origin = None
-            elif binds(stmt, name):
-                origin = self._optional(stmt, name)
-        return None
-
-    def _optional(self, stmt: cst.BaseStatement, name: str):
-        if not (isinstance(stmt, cst.If) and stmt.orelse is None and _none_test(stmt.test, name)):
-            return None
-        body = stmt.body
-        if not isinstance(body, cst.IndentedBlock) or len(body.body) != 1:
-            return None
-        inner = body.body[0]
-        if not isinstance(inner, cst.SimpleStatementLine) or len(inner.body) != 1:
-            return None
-        small = inner.body[0]
-        if (
-            isinstance(small, cst.Assign)
-            and len(small.targets) == 1
-            and isinstance(small.targets[0].target, cst.Name)
-            and small.targets[0].target.value == name
-        ):
-            return (small.value, stmt, True)
-        return None
-
-    # ----------------------------------------------------------------------- fix
-
-    def _fix(self, cls: cst.ClassDef, attr: str, write: AttributeWrite, ctor, stmt):
-        assign = write.statement
-        if not (
-            isinstance(assign, cst.Assign)
-            and isinstance(stmt, cst.SimpleStatementLine)
-            and len(stmt.body) == 1
-            and stmt.body[0] is assign
-            and len(assign.targets) == 1
-        ):
-            return None
-        body = body_statements(ctor)
-        index = body.index(stmt)
-        if not any(_is_super_init(s) for s in body[:index]):
-            return None
-        if attr in MODULE_ATTRS or attr.startswith("_") and attr in ("_buffers", "_parameters", "_modules"):
-            return None
-        if not self._name_free(cls, attr):
-            return None
-        receiver = write.target.value
-        call = cst.parse_expression(f'{receiver.value}.register_buffer("{attr}", __value__, persistent=False)')
+    def _fix(self, assign: cst.Assign, attr: str):
+        call = cst.parse_expression(f'self.register_buffer("{attr}", __value__, persistent=False)')
         args = list(call.args)
-        args[1] = args[1].with_changes(value=write.value)
-        call = call.with_changes(args=args)
+        args[1] = args[1].with_changes(value=assign.value)
         return self.make_fix(
-            f'Register `self.{attr}` as a non-persistent buffer',
-            (assign, cst.Expr(value=call)),
+            f"Register `self.{attr}` as a non-persistent buffer",
+            (assign, cst.Expr(value=call.with_changes(args=args))),
         )
 
-    def _name_free(self, cls: cst.ClassDef, attr: str) -> bool:
-        """No class in the local chain defines or writes `attr` (besides the store), and
-        the chain ends in `nn.Module` itself."""
-        chain, foreign = self._chain(cls)
-        if foreign:
-            return False
-        for other in self.context.classes_using(attr):
-            if other is not cls and cls in self._chain(other)[0] and attr in attribute_writes(other):
-                return False  # a subclass in this file writes it too
+
+class _File:
+    """What the classes of one file share: their stores, and the subclasses of each."""
+
+    def __init__(self, model: SemanticModel) -> None:
+        self.model = model
+        self._stores: dict[ClassInfo, dict[str, list[Store]]] = {}
+        self._subclasses: dict[ClassInfo, list[ClassInfo]] | None = None
+
+    def stores(self, klass: ClassInfo) -> dict[str, list[Store]]:
+        found = self._stores.get(klass)
+        if found is None:
+            found = self._stores[klass] = stores(self.model, klass)
+        return found
+
+    def subclasses(self, klass: ClassInfo) -> list[ClassInfo]:
+        """The top-level classes of the file that derive from klass through local classes."""
+        if self._subclasses is None:
+            self._subclasses = {}
+            for other in self.model.top_level_classes.values():
+                for ancestor in self.model.chain(other)[1:]:
+                    self._subclasses.setdefault(ancestor, []).append(other)
+        return self._subclasses.get(klass, [])
+
+
+class _ModuleClass:
+    """An `nn.Module` class with a constructor: the tensors its constructor stores, and
+    what rules each out."""
+
+    def __init__(self, file: _File, klass: ClassInfo, ctor, misspelled: bool) -> None:
+        self.file = file
+        self.model = file.model
+        self.klass = klass
+        self.ctor = ctor
+        self.misspelled = misspelled
+        self.stores = file.stores(klass)
+        self._bodies: dict[int, FunctionBody] = {}
+
+    def body(self, function) -> FunctionBody:
+        found = self._bodies.get(id(function))
+        if found is None:
+            found = self._bodies[id(function)] = FunctionBody(self.model, function)
+        return found
+
+    def tensor_stores(self) -> list[_TensorStore]:
+        found = self._constructor_tensors()
+        if not found:
+            return []
+        chain = self.model.chain(self.klass)
+        if any(DEVICE_OVERRIDES & klass.methods.keys() for klass in chain):
+            return []
+        foreign = any(
+            base not in self.model.top_level_classes and base not in vocab.MODULE
+            and base not in vocab.MODULE_AS_WRITTEN and base != "object"
+            for klass in chain for base in self.model.base_names(klass)
+        )
+        registered = self._registered(chain)
+        inherited: dict[str, list[Store]] = {}
+        for klass in chain[1:]:
+            for attr, writes in self.file.stores(klass).items():
+                inherited.setdefault(attr, []).extend(writes)
+        out = []
+        for store, kind in found:
+            attr = store.attr
+            writes = self.stores[attr]
+            if attr in registered:
+                continue
+            if foreign and PARENT_STATE.search(attr):
+                continue  # may be a parameter or buffer of a torch layer it extends
+            if any(called(self.model, w.value) in vocab.PARAMETERS_AND_BUFFERS for w in writes + inherited.get(attr, [])):
+                continue
+            if not all(w is store or self._tensor_like(w) for w in writes):
+                continue  # sometimes a float, a list...: a buffer cannot hold it
+            grad = kind == GRAD
+            fixable = not grad and not self.misspelled and len(writes) == 1 and self._fixable(store, chain, foreign)
+            out.append(_TensorStore(store.statement, attr, grad, fixable))
+        return out
+
+    def _constructor_tensors(self) -> list[tuple[Store, str]]:
+        """Per attribute, the first store of the constructor whose value is a visible tensor."""
+        body = self.body(self.ctor)
+        found = []
+        for writes in self.stores.values():
+            for store in writes:
+                if store.access.method is not self.ctor or store.kind == "augmented" or not may_be_tensor(store.value):
+                    continue
+                kind = body.tensor(store.value, store.statement)
+                if kind is not None:
+                    found.append((store, kind))
+                    break
+        return found
+
+    def _registered(self, chain: list[ClassInfo]) -> set[str]:
+        """Attributes the classes register or wrap: `register_buffer("x", ...)`,
+        `setattr(self, "x", ...)`, `nn.Parameter(self.x)`, `register_buffer("y", self.x)`."""
+        names: set[str] = set()
         for klass in chain:
-            if isinstance(klass.body, cst.IndentedBlock):
-                for stmt in klass.body.body:
-                    if isinstance(stmt, (cst.FunctionDef, cst.ClassDef)) and stmt.name.value == attr:
-                        return False
-                    if isinstance(stmt, cst.SimpleStatementLine) and binds(stmt, attr):
-                        return False
-            if klass is not cls and attr in attribute_writes(klass):
+            for call in self.model.calls_in(self.model.scope_of(klass.node)):
+                if call.callee in REGISTERING or call.qualname in vocab.PARAMETERS_AND_BUFFERS:
+                    names |= named_attributes(call.node)
+        return names
+
+    def _tensor_like(self, store: Store) -> bool:
+        """Whether a store holds something a buffer can hold: a visible tensor, `None`, or
+        a value computed from the attribute itself (`self.x.to(device)`)."""
+        value = store.value
+        if is_none(value) or store.kind == "augmented":
+            return True
+        if self.body(store.access.method).tensor(value, store.statement) is not None:
+            return True
+        return reads_self_attribute(value, store.attr)
+
+    def _fixable(self, store: Store, chain: list[ClassInfo], foreign: bool) -> bool:
+        """`self.x = <value>` alone on a line of the constructor's body, after the parent's
+        `__init__` call, to a name no other definition takes."""
+        body = self.body(self.ctor)
+        stmt = store.statement
+        if store.kind != "assign" or not store.sole_target or not body.alone(stmt):
+            return False
+        if not body.calls_init_before(stmt):
+            return False
+        attr = store.attr
+        if attr in MODULE_ATTRS or attr in ("_buffers", "_parameters", "_modules"):
+            return False
+        return not foreign and self._name_free(attr, chain)
+
+    def _name_free(self, attr: str, chain: list[ClassInfo]) -> bool:
+        """No class in the local chain defines or writes `attr` (besides the store), and
+        no subclass in the file writes it."""
+        if any(attr in self.file.stores(sub) for sub in self.file.subclasses(self.klass)):
+            return False
+        for klass in chain:
+            scope = self.model.scope_of(klass.node)
+            if any(
+                not b.guards and (b.kind in CLASS_LEVEL or (b.kind == "import" and b.node.asname))
+                for b in self.model.bindings(scope, attr)
+            ):
+                return False
+            if klass is not self.klass and attr in self.file.stores(klass):
                 return False
         return True
-
-
-def _requires_grad(call: cst.Call) -> bool:
-    return any(
-        a.keyword is not None
-        and a.keyword.value == "requires_grad"
-        and not (isinstance(a.value, cst.Name) and a.value.value == "False")
-        for a in call.args
-    )
-
-
-class _Screen:
-    """`TensorAttributeNotBuffer`'s candidates on CPython's ast, answering yes wherever
-    the rule may report: it follows the same constructor, stores and tensor values, but
-    lets every binding of a local in the constructor count and skips the rule's later
-    exclusions, except a class that moves its tensors by hand."""
-
-    def __init__(self, index) -> None:
-        self.index = index
-
-    # A function's statements are those within its lines (a walk costs more).
-
-    @cached_property
-    def assignments(self) -> list[tuple[int, ast.Assign | ast.AnnAssign]]:
-        """(line, statement) of the file's assignments whose value may be a tensor: a
-        call, an operation, a subscript or a name."""
-        return [
-            (n.lineno, n)
-            for kind in (ast.Assign, ast.AnnAssign)
-            for n in self.index.nodes(kind)
-            if isinstance(n.value, _MAY_BE_TENSOR)
-        ]
-
-    def may_report(self, klass: ast.ClassDef) -> bool:
-        own = {s.name: s for s in klass.body if isinstance(s, FUNCTIONS)}
-        if DEVICE_OVERRIDES & own.keys():
-            return False
-        name, _ = _constructor_name({n: bool(f.decorator_list) for n, f in own.items()})
-        if name is None:
-            return False
-        first, last = own[name].lineno, own[name].end_lineno
-        inside = [n for line, n in self.assignments if first <= line <= last]
-        # `None` lets every local count: most stores fail even so
-        stored = [n.value for n in inside if _stores_self(n) and self._tensor(n.value, None, 0)]
-        if not stored:
-            return False
-        tensors = self._tensor_locals(inside)
-        return any(self._tensor(v, tensors, 0) for v in stored)
-
-    def _tensor_locals(self, statements: list[ast.Assign | ast.AnnAssign]) -> set[str]:
-        """Locals that some `name = value` among statements may bind to a tensor
-        (`_origin`, with every binding counted)."""
-        bound: dict[str, list[ast.expr]] = {}
-        for n in statements:
-            if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name):
-                bound.setdefault(n.targets[0].id, []).append(n.value)
-        tensors: set[str] = set()
-        grown = True
-        while grown:
-            grown = False
-            for name, values in bound.items():
-                if name not in tensors and any(self._tensor(v, tensors, 0) for v in values):
-                    tensors.add(name)
-                    grown = True
-        return tensors
-
-    def _tensor(self, node: ast.expr, tensors: set[str] | None, depth: int) -> bool:
-        """Whether the rule's `_tensor` may call node a fresh tensor, the locals in
-        `tensors` (all of them when None) being tensors."""
-        if depth > 6:
-            return False
-        if isinstance(node, ast.Call):
-            func = node.func
-            for qual in self.index.qualnames(func):
-                if _factory(qual):
-                    return True
-                space, _, fn = qual.partition(".")
-                if space == "torch" and fn in TENSOR_FUNCTIONS and any(
-                    self._tensor(a, tensors, depth + 1) for a in _first_arguments(node)
-                ):
-                    return True
-            return isinstance(func, ast.Attribute) and func.attr in TENSOR_METHODS and (
-                self._tensor(func.value, tensors, depth + 1)
-            )
-        if isinstance(node, ast.BinOp):
-            return isinstance(node.op, _ARITHMETIC) and (
-                self._tensor(node.left, tensors, depth + 1) or self._tensor(node.right, tensors, depth + 1)
-            )
-        if isinstance(node, ast.UnaryOp):
-            return isinstance(node.op, ast.USub) and self._tensor(node.operand, tensors, depth + 1)
-        if isinstance(node, ast.Subscript):
-            return self._tensor(node.value, tensors, depth + 1)
-        return isinstance(node, ast.Name) and (tensors is None or node.id in tensors)
-
-
-def _may_call_factory(index) -> bool:
-    """Whether some call may be a torch factory: one named like a factory, or a name
-    imported as one."""
-    called = index.called
-    if not called.isdisjoint(FACTORIES):
-        return True
-    return any(name in called and any(map(_factory, quals)) for name, quals in index.imports.items())
-
-
-def _factory(qual: str) -> bool:
-    """`torch.zeros`, `torch.cuda.FloatTensor`: a call that `_tensor` takes for a fresh tensor."""
-    parts = qual.split(".")
-    if parts[0] != "torch":
-        return False
-    return len(parts) == 2 and parts[1] in FACTORIES or (
-        len(parts) == 3 and parts[1] == "cuda" and parts[2] in FACTORIES and parts[2].endswith("Tensor")
-    )
-
-
-def _stores_self(node: ast.Assign | ast.AnnAssign) -> bool:
-    """`self.x = ...` / `self.x: T = ...`, also unpacked (`self.x, y = ...`)."""
-    if isinstance(node, ast.AnnAssign):
-        return _is_self_attribute(node.target)
-    return any(_is_self_attribute(t) for target in node.targets for t in flatten_targets(target))
-
-
-def _is_self_attribute(node: ast.AST) -> bool:
-    return isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self"
-
-
-def _first_arguments(call: ast.Call) -> list[ast.expr]:
-    """What LibCST may list first among the call's arguments: the first positional one
-    (unstarred) or the first keyword one."""
-    first = [a.value if isinstance(a, ast.Starred) else a for a in call.args[:1]]
-    return first + [k.value for k in call.keywords[:1]]
-
-
-_MAY_BE_TENSOR = (ast.Call, ast.BinOp, ast.UnaryOp, ast.Subscript, ast.Name)
-_ARITHMETIC = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow, ast.MatMult)

@@ -19,22 +19,39 @@ FRAMEWORK_MODULES = frozenset({
 })
 PARAMETER = frozenset({"torch.nn.Parameter", "torch.nn.parameter.Parameter"})
 BUFFER = frozenset({"torch.nn.Buffer", "torch.nn.parameter.Buffer"})
+# Classes whose instances a Module registers as its parameters or buffers.
+PARAMETERS_AND_BUFFERS = PARAMETER | BUFFER | frozenset({
+    "torch.nn.UninitializedParameter", "torch.nn.parameter.UninitializedParameter",
+    "torch.nn.UninitializedBuffer", "torch.nn.parameter.UninitializedBuffer",
+})
 
+# `torch.<name>(...)` that creates a tensor (the typed ones also as `torch.cuda.<name>`).
+_FACTORY_NAMES = (
+    "tensor", "as_tensor", "asarray", "from_numpy", "frombuffer", "zeros", "ones", "empty",
+    "full", "arange", "range", "linspace", "logspace", "eye", "rand", "randn", "randint",
+    "randperm", "zeros_like", "ones_like", "empty_like", "full_like", "rand_like",
+    "randn_like", "randint_like", "stack", "cat", "concat", "concatenate", "hstack",
+    "vstack", "tril_indices", "triu_indices", "hann_window", "hamming_window",
+    "blackman_window", "bartlett_window", "kaiser_window", "normal", "bernoulli",
+    "Tensor", "FloatTensor", "DoubleTensor", "HalfTensor", "BFloat16Tensor", "LongTensor",
+    "IntTensor", "ShortTensor", "CharTensor", "ByteTensor", "BoolTensor",
+)
 # Functions that return a new tensor.
-TENSOR_FACTORIES = frozenset(
+TENSOR_FACTORIES = frozenset(f"torch.{name}" for name in _FACTORY_NAMES) | frozenset(
+    f"torch.cuda.{name}" for name in _FACTORY_NAMES if name.endswith("Tensor")
+)
+# `torch.<name>(tensor, ...)`: functions that return a tensor computed from their first argument.
+TENSOR_FUNCTIONS = frozenset(
     f"torch.{name}"
     for name in (
-        "tensor", "as_tensor", "from_numpy", "zeros", "ones", "empty", "full", "rand", "randn",
-        "randint", "randperm", "arange", "linspace", "logspace", "eye", "zeros_like",
-        "ones_like", "empty_like", "full_like", "rand_like", "randn_like", "randint_like",
-        "stack", "cat", "concat", "Tensor", "FloatTensor", "DoubleTensor", "HalfTensor",
-        "LongTensor", "IntTensor", "ShortTensor", "ByteTensor", "CharTensor", "BoolTensor",
-    )
-) | frozenset(
-    f"torch.cuda.{name}"
-    for name in (
-        "FloatTensor", "DoubleTensor", "HalfTensor", "LongTensor", "IntTensor", "ShortTensor",
-        "ByteTensor", "CharTensor", "BoolTensor",
+        "log", "log2", "log10", "log1p", "exp", "sqrt", "rsqrt", "abs", "sin", "cos", "tan",
+        "tanh", "sigmoid", "tril", "triu", "diag", "diag_embed", "diagflat", "flip", "roll",
+        "cumsum", "cumprod", "outer", "matmul", "mm", "clamp", "clip", "pow", "reciprocal",
+        "round", "floor", "ceil", "sign", "neg", "unsqueeze", "squeeze", "reshape", "transpose",
+        "permute", "t", "flatten", "softmax", "log_softmax", "repeat_interleave", "kron",
+        "cartesian_prod", "polar", "complex", "view_as_real", "view_as_complex", "erf",
+        "erfinv", "atan2", "fmod", "remainder", "mul", "div", "add", "sub", "maximum",
+        "minimum", "einsum",
     )
 )
 # The dtype a legacy typed constructor implies.
@@ -43,11 +60,18 @@ LEGACY_DTYPES = {
     "LongTensor": "torch.int64", "IntTensor": "torch.int32", "ShortTensor": "torch.int16",
     "ByteTensor": "torch.uint8", "CharTensor": "torch.int8", "BoolTensor": "torch.bool",
 }
-# Tensor methods that return a tensor (casts, moves, reshapes).
+# Tensor methods that return a tensor (casts, moves, reshapes, arithmetic, in-place ops).
 TENSOR_METHODS = frozenset({
-    "float", "double", "half", "bfloat16", "long", "int", "short", "byte", "char", "bool",
-    "to", "cuda", "cpu", "type", "view", "reshape", "flatten", "unsqueeze", "squeeze",
-    "permute", "transpose", "t", "contiguous", "clone", "detach", "expand", "repeat",
+    "float", "double", "half", "bfloat16", "long", "int", "short", "char", "byte", "bool",
+    "cuda", "cpu", "to", "type", "view", "view_as", "reshape", "reshape_as", "unsqueeze",
+    "squeeze", "t", "transpose", "permute", "contiguous", "clone", "detach", "expand",
+    "expand_as", "repeat", "repeat_interleave", "flatten", "sqrt", "rsqrt", "exp", "log",
+    "abs", "neg", "mul", "div", "add", "sub", "pow", "clamp", "clamp_", "sum", "mean",
+    "cumsum", "cumprod", "tril", "triu", "flip", "roll", "softmax", "log_softmax",
+    "fill_", "zero_", "normal_", "uniform_", "mul_", "div_", "add_", "sub_", "fill_diagonal_",
+    "masked_fill", "masked_fill_", "index_select", "gather", "reciprocal", "sigmoid", "tanh",
+    "requires_grad_", "pin_memory", "share_memory_", "diag", "outer", "matmul",
+    "unsqueeze_", "squeeze_", "t_", "transpose_",
 })
 # The dtype a cast method gives.
 CAST_DTYPES = {
