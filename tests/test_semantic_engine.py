@@ -93,13 +93,13 @@ def test_fallback_without_a_model_two_phase_rules_do_not_run():
 
 def test_positions_are_resolved_only_for_statements_with_anchors(monkeypatch):
     resolved = []
-    real = anchor._positions
+    real = anchor.positions_of
 
     def counting(module):
         resolved.append(len(module.body))
         return real(module)
 
-    monkeypatch.setattr(anchor, "_positions", counting)
+    monkeypatch.setattr(anchor, "positions_of", counting)
     code = "".join(f"def g{i}():\n    return {i}\n" for i in range(50)) + "f(0)\n"
     result = engine.lint("a.py", code.encode(), [CallsNamedF])
     assert len(result.diagnostics) == 1

@@ -13,7 +13,9 @@ import bisect
 import re
 
 import libcst as cst
-from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
+from libcst.metadata import CodeRange
+
+from trainlint.layout import positions_of
 
 # ast types whose LibCST counterpart has another name
 _CST_TYPE: dict[type, type] = {
@@ -65,11 +67,11 @@ class Anchors:
         if nodes is None:
             nodes = self._by_statement[index] = {}
             if index < 0:
-                spans, shift = _positions(self.module), 0
+                spans, shift = positions_of(self.module), 0
             else:
                 module = self.module
                 stmt = module.body[index]
-                spans = _positions(module.with_changes(header=(), body=(stmt,), footer=()))
+                spans = positions_of(module.with_changes(header=(), body=(stmt,), footer=()))
                 shift = self._starts[index] - spans[stmt].start.line
             for node, span in spans.items():
                 start, end = span.start, span.end
@@ -85,13 +87,3 @@ class Anchors:
         if text.isascii():
             return offset
         return len(text.encode("utf-8")[:offset].decode("utf-8"))
-
-
-def _positions(module: cst.Module) -> dict[cst.CSTNode, CodeRange]:
-    """`MetadataWrapper(module).resolve(PositionProvider)`, without the wrapper's pass of
-    batchable providers, which walks the whole tree even when there are none."""
-    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
-    try:
-        return PositionProvider()._gen(wrapper)
-    except AttributeError:  # a LibCST without this internal API
-        return wrapper.resolve(PositionProvider)

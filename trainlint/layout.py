@@ -188,7 +188,7 @@ class Layout:
                     return
                 if index not in pass_over:
                     missed = self._record_part(index, missed)
-        full = _positions(self.module)  # the module itself is no part
+        full = positions_of(self.module)  # the module itself is no part
         for node, _ in nodes:
             if id(node) in missed:
                 self._elsewhere[id(node)] = full[node]
@@ -342,7 +342,7 @@ def _row_col(text: str, offset: int) -> tuple[int, int]:
     return row, offset - (text.rfind("\n", 0, offset) + 1) + 1
 
 
-def _positions(module: cst.Module):
+def positions_of(module: cst.Module):
     """`MetadataWrapper(module).resolve(PositionProvider)`, without the wrapper's pass of
     batchable providers, which walks the whole tree even when there are none."""
     wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
