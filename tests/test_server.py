@@ -338,16 +338,38 @@ y = net.forward(1)
 """
 
 
+SOFTMAX_WITHOUT_DIM = """\
+import torch.nn.functional as F
+
+
+def head(x):
+    flat = x.view(x.size(0), -1)
+    return F.log_softmax(flat)
+"""
+
+ASYNC_KEYWORD = """\
+import torch
+
+x = torch.zeros(3)
+y = x.cuda(async=True)
+"""
+
+
 def buffers_with_fixes() -> dict[str, str]:
-    """file name -> code: every example of a rule with a fix, and a one-fix TL112 case
-    (TL112's own examples each hold several fixes)."""
+    """file name -> code: every example of a rule with a fix, and one-fix TL112, TL126 and
+    TL128 cases (those rules' own examples each hold several fixes)."""
     examples = {
         f"{rule.code.lower()}_{n}.py": example.code
         for rule in all_rules() if rule.fix_applicability is not None
         for n, example in enumerate(rule.INVALID)
         if example.fixed is not None
     }
-    return {**examples, "tl112_single.py": FORWARD_CALLED}
+    return {
+        **examples,
+        "tl112_single.py": FORWARD_CALLED,
+        "tl126_single.py": SOFTMAX_WITHOUT_DIM,
+        "tl128_single.py": ASYNC_KEYWORD,
+    }
 
 
 async def test_each_fix_equals_trainlint_fix(client: LanguageClient, workspace: Path):
@@ -407,7 +429,10 @@ async def test_fix_all_equals_trainlint_fix(client: LanguageClient, workspace: P
                 assert expected == path.with_name(path.name + ".fixed").read_text(encoding="utf-8")
         assert await actions(client, uri, only=["refactor"]) == []
         close_document(client, uri)
-    assert changed == (7 if unsafe else 3)  # cosine_restarts.py has no fix; 3 files have safe ones
+    # every fixture whose golden file differs from it; five have safe fixes (ldam_train,
+    # amp_loop, attention_rnn, classic_loop, legacy)
+    goldens = sum(p.read_text() != p.with_name(p.name + ".fixed").read_text() for p in FIXABLE)
+    assert changed == (goldens if unsafe else 5)
 
 
 async def test_suppress_with_noqa_equals_add_noqa(client: LanguageClient, workspace: Path):
